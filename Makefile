@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine with only Python 3.11:
+#   make demo   run the whole job end to end on the embedded default
+#   make test   lint, type-check and run the test suite
+# Both bootstrap .venv from uv.lock first (uv itself lives in .tools/, outside the locked env,
+# so `uv sync` never removes the tool that runs it).
+
+PYTHON ?= python3.11
+UV_VERSION := 0.9.30
+TF_EXTRA ?= cpu
+UV := .tools/bin/uv
+VENV := .venv
+# Local runs never reach for the internet: no Beam Prism download, no Prefect telemetry.
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: demo test lint typecheck env clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --extra $(TF_EXTRA) --python $(PYTHON)
+	touch $@
+
+env: $(VENV)/.synced
+
+demo: env
+	$(VENV)/bin/landcover demo
+
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: env
+	$(VENV)/bin/mypy pipelines models flows
+
+test: lint typecheck
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf .venv .tools .work .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,71 @@
+"""Decoding and encoding scene files, and the pixel normalisation every model sees.
+
+Decoding forces the whole file through the codec (``Image.load``), so a truncated JPEG or PNG
+fails here, with its URI, instead of yielding a half-grey scene that trains silently wrong.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pipelines.core.errors import BadInputError
+from pipelines.core.palette import decode_mask
+
+# Training input and inference both call normalize_image, so a model never sees pixels scaled
+# one way in training and another in production.
+PIXEL_SCALE: float = 1.0 / 255.0
+# DeepGlobe scenes are 2448² (6 Mpx); allow large GeoTIFF-sized scenes but not decompression bombs.
+Image.MAX_IMAGE_PIXELS = 40_000 * 40_000
+
+
+def _open_rgb(data: bytes, uri: str) -> np.ndarray:
+    if not data:
+        raise BadInputError(uri, "empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8)
+    except UnidentifiedImageError:
+        raise BadInputError(
+            uri, "not an image PIL can identify (corrupt or wrong format)"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated / corrupt streams
+        raise BadInputError(uri, f"cannot decode image: {exc}") from None
+
+
+def decode_image_bytes(data: bytes, uri: str) -> np.ndarray:
+    """Scene image bytes (JPEG/PNG/TIFF PIL can read) → (H, W, 3) uint8 RGB."""
+    return _open_rgb(data, uri)
+
+
+def decode_mask_bytes(data: bytes, uri: str) -> np.ndarray:
+    """Mask PNG bytes → (H, W) uint8 class ids by the challenge rule."""
+    return decode_mask(_open_rgb(data, uri))
+
+
+def encode_png(array: np.ndarray, compress_level: int = 6) -> bytes:
+    """(H, W) or (H, W, 3) uint8 → PNG bytes (lossless)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(
+        buffer, format="PNG", compress_level=compress_level
+    )
+    return buffer.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img)
+
+
+def normalize_image(image: Any) -> Any:
+    """uint8 pixels → float32 in [0, 1]; NumPy in, NumPy out; TF tensor in, TF tensor out."""
+    if isinstance(image, np.ndarray):
+        return image.astype(np.float32) * np.float32(PIXEL_SCALE)
+    import tensorflow as tf  # only TF callers pay for the import
+
+    return tf.cast(image, tf.float32) * tf.constant(PIXEL_SCALE, tf.float32)
