@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 # name → (module, one-line help). `bench` nests one level more.
@@ -53,6 +54,8 @@ def _dispatch(table: dict[str, tuple[str, str]], prog: str, argv: Sequence[str])
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``landcover`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # google-api-core warns on every import that Python 3.11 support ends in 2027: not ours to act on.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
     if args and args[0] == "bench":
         return _dispatch(BENCHMARKS, "landcover bench", args[1:])
     table = {**COMMANDS, "bench": ("", "benchmarks: " + ", ".join(BENCHMARKS))}

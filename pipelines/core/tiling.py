@@ -9,6 +9,8 @@ smaller than one patch cannot be cut and is reported as bad input.
 
 from __future__ import annotations
 
+import numpy as np
+
 
 def patch_origins(length: int, patch: int) -> list[int]:
     """Start offsets along one side: a regular grid, the last one flush with the edge."""
@@ -23,3 +25,168 @@ def patch_origins(length: int, patch: int) -> list[int]:
 def patch_grid(height: int, width: int, patch: int) -> list[tuple[int, int]]:
     """(y, x) origins of every patch, row-major."""
     return [(y, x) for y in patch_origins(height, patch) for x in patch_origins(width, patch)]
+
+
+# ---- inference tiling ------------------------------------------------------------------------
+#
+# Inference cuts a scene of any size into overlapping tiles of a fixed size, so batches have one
+# shape and the model sees the same context size it was trained on. Origins step by
+# ``stride = tile - overlap`` from 0 until a tile reaches the far edge; the last tile may run past
+# the edge, and the scene is reflect-padded once (bottom and right) to the grid's extent, so edge
+# tiles are full tiles of plausible pixels (zeros would look like a black border, a texture the
+# model never saw). A scene smaller than one tile is one padded tile.
+#
+# Stitching blends the overlapping tiles' class probabilities with a weight window that is a
+# partition of unity: along each axis a tile's weight falls from 1 to 0 across the overlap with
+# its neighbour while the neighbour's rises in exact complement, so the weights of all tiles sum
+# to 1 at every pixel and no seam can show in the blend. Two choices inside the overlap:
+#
+# - a MARGIN of ``overlap // 4`` px at an inner tile edge gets weight 0: there a network with
+#   ``same`` padding sees zeros instead of the neighbouring pixels, so its outputs are the least
+#   trustworthy of the tile; the neighbour, which sees real context there, takes over. Any model
+#   whose receptive field reaches no further than the margin therefore stitches to exactly what
+#   it would output on the whole (padded) scene at once; deeper ones get a smooth cross-fade.
+# - between the two margins the weights cross-fade on a raised cosine (``sin²``), smooth where
+#   a linear ramp has kinks.
+#
+# Edges that lie on the scene border (or on the padded extent beyond it) have no neighbour and
+# are never tapered, so border pixels keep full weight: every pixel's total weight is 1 (> 0).
+# This needs ``overlap <= tile // 2`` so a pixel sits in the overlap of at most two tiles per axis.
+
+
+def _check_tile_args(tile: int, overlap: int) -> None:
+    if tile <= 0:
+        raise ValueError(f"tile size must be positive, got {tile}")
+    if not 0 <= overlap <= tile // 2:
+        raise ValueError(f"overlap must be in 0..tile//2 = 0..{tile // 2}, got {overlap}")
+
+
+def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of inference tiles along one side: 0, stride, 2·stride, … until covered."""
+    _check_tile_args(tile, overlap)
+    if length <= 0:
+        raise ValueError(f"side must be positive, got {length}")
+    stride = tile - overlap
+    count = 1 + max(0, -(-(length - tile) // stride))
+    return [i * stride for i in range(count)]
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """(y, x) origins of every inference tile, row-major; the tile index is the list index."""
+    return [
+        (y, x)
+        for y in tile_origins(height, tile, overlap)
+        for x in tile_origins(width, tile, overlap)
+    ]
+
+
+def padded_extent(length: int, tile: int, overlap: int) -> int:
+    """Length the side is padded to so that its last tile is whole."""
+    return tile_origins(length, tile, overlap)[-1] + tile
+
+
+def pad_to_grid(image: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+    """Reflect-pad (H, W, ...) at the bottom and right to the tile grid's extent.
+
+    NumPy's reflect repeats the reflection for pads longer than the side, so scenes much smaller
+    than a tile work too (a 1-px side is repeated).
+    """
+    height, width = image.shape[:2]
+    pad_h = padded_extent(height, tile, overlap) - height
+    pad_w = padded_extent(width, tile, overlap) - width
+    if pad_h == 0 and pad_w == 0:
+        return image
+    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, widths, mode="reflect")
+
+
+def blend_margin(overlap: int) -> int:
+    """Pixels at an inner tile edge that get weight 0 (see the notes above)."""
+    return overlap // 4
+
+
+def blend_ramp(overlap: int) -> np.ndarray:
+    """Weights rising from an inner tile edge inward, (overlap,) float32, first pixel = edge.
+
+    ``ramp[d] + ramp[overlap - 1 - d] == 1``: the two tiles sharing an overlap sum to 1.
+    """
+    margin = blend_margin(overlap)
+    length = overlap - 2 * margin
+    d = np.arange(overlap, dtype=np.float64)
+    rising = np.sin(0.5 * np.pi * (d - margin + 0.5) / max(length, 1)) ** 2
+    ramp = np.where(d < margin, 0.0, np.where(d >= margin + length, 1.0, rising))
+    return ramp.astype(np.float32)
+
+
+def blend_window_1d(tile: int, overlap: int, *, taper_start: bool, taper_end: bool) -> np.ndarray:
+    """One axis of a tile's weight window, (tile,) float32; untapered ends stay at 1."""
+    _check_tile_args(tile, overlap)
+    window = np.ones(tile, dtype=np.float32)
+    if overlap:
+        ramp = blend_ramp(overlap)
+        if taper_start:
+            window[:overlap] = ramp
+        if taper_end:
+            window[tile - overlap :] = np.minimum(window[tile - overlap :], ramp[::-1])
+    return window
+
+
+def tile_weights(
+    height: int, width: int, tile: int, overlap: int, y: int, x: int
+) -> np.ndarray:
+    """Blend weights (tile, tile) float32 of the tile at (y, x) in a (height, width) scene.
+
+    A side is tapered only where a neighbouring tile overlaps it: not on the scene's top/left
+    border (origin 0) nor on the last tile's far side.
+    """
+    last_y = tile_origins(height, tile, overlap)[-1]
+    last_x = tile_origins(width, tile, overlap)[-1]
+    wy = blend_window_1d(tile, overlap, taper_start=y > 0, taper_end=y < last_y)
+    wx = blend_window_1d(tile, overlap, taper_start=x > 0, taper_end=x < last_x)
+    return np.outer(wy, wx)
+
+
+class TileBlender:
+    """Accumulates per-tile class probabilities of one scene into its blended stitch.
+
+    Memory is one (H, W, C) float32 canvas and one (H, W) weight plane for the scene, whatever
+    the number of tiles: tiles are added one at a time and dropped. Only the part of each tile
+    inside the scene is kept (padding is cropped here).
+    """
+
+    def __init__(self, height: int, width: int, tile: int, overlap: int, channels: int) -> None:
+        _check_tile_args(tile, overlap)
+        self.height, self.width = height, width
+        self.tile, self.overlap = tile, overlap
+        self.grid = tile_grid(height, width, tile, overlap)
+        self.canvas = np.zeros((height, width, channels), dtype=np.float32)
+        self.weight = np.zeros((height, width), dtype=np.float32)
+        self._seen: set[int] = set()
+
+    def add(self, index: int, probabilities: np.ndarray) -> None:
+        """Blend in tile ``index`` (its position in ``tile_grid``), (tile, tile, C)."""
+        if not 0 <= index < len(self.grid):
+            raise ValueError(f"tile index {index} outside 0..{len(self.grid) - 1}")
+        if index in self._seen:
+            raise ValueError(f"tile {index} added twice")
+        expected = (self.tile, self.tile, self.canvas.shape[-1])
+        if probabilities.shape != expected:
+            raise ValueError(f"tile {index} has shape {probabilities.shape}, expected {expected}")
+        self._seen.add(index)
+        y, x = self.grid[index]
+        h, w = min(self.tile, self.height - y), min(self.tile, self.width - x)
+        weights = tile_weights(self.height, self.width, self.tile, self.overlap, y, x)[:h, :w]
+        self.canvas[y : y + h, x : x + w] += probabilities[:h, :w] * weights[..., None]
+        self.weight[y : y + h, x : x + w] += weights
+
+    @property
+    def complete(self) -> bool:
+        return len(self._seen) == len(self.grid)
+
+    def class_ids(self) -> np.ndarray:
+        """Argmax (H, W) uint8; the per-pixel total weight is positive, so it needs no division."""
+        return np.argmax(self.canvas, axis=-1).astype(np.uint8)
+
+    def probabilities(self) -> np.ndarray:
+        """The blended probabilities (H, W, C) float32 (weighted mean of the covering tiles)."""
+        return self.canvas / self.weight[..., None]

@@ -1,0 +1,82 @@
+"""Fixtures every test package shares: a real GCS emulator, offline Beam, the real samples."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Before anything imports TF, Prefect or Google clients: quiet, offline, no telemetry.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "landcover-test")
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "deepglobe-sample"
+EMULATOR_BUCKET = "landcover-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[str]:
+    """A real GCS API (gcp-storage-emulator) on loopback; yields the bucket name.
+
+    ``STORAGE_EMULATOR_HOST`` is what google-cloud-storage, and so Beam's gs:// filesystem,
+    reads to talk to an emulator instead of Google.
+    """
+    from gcp_storage_emulator.server import create_server
+
+    # Beam looks for Google credentials with 4 backed-off retries (~22 s) before it settles on
+    # an anonymous client, which is all an emulator needs: settle it up front, in this process.
+    from apache_beam.internal.gcp.auth import _Credentials
+
+    _Credentials._credentials_init, _Credentials._credentials = True, None
+    port = _free_port()
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=EMULATOR_BUCKET)
+    server.start()
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    try:
+        yield EMULATOR_BUCKET
+    finally:
+        server.stop()
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture
+def gcs_root(gcs_emulator: str) -> str:
+    """A fresh ``gs://`` prefix per test inside the emulator's bucket."""
+    return f"gs://{gcs_emulator}/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def test_pipeline():  # type: ignore[no-untyped-def]
+    """A TestPipeline factory on the offline DirectRunner (no Prism download attempt)."""
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from pipelines.core.beam_runtime import OfflineDirectRunner
+
+    def make() -> TestPipeline:
+        return TestPipeline(runner=OfflineDirectRunner())
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def deepglobe_sample() -> Path:
+    """The four real DeepGlobe scenes in ../shared; tests using them skip where it is absent."""
+    if not SAMPLE_DIR.is_dir() or not list(SAMPLE_DIR.glob("*_sat.jpg")):
+        pytest.skip(f"real DeepGlobe sample not present at {SAMPLE_DIR}")
+    return SAMPLE_DIR

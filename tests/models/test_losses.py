@@ -1,0 +1,153 @@
+"""Soft Dice loss against a NumPy reference written out here, plus hand-computed cases."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.losses import DiceLoss, dice_coefficient, soft_dice_per_class
+from pipelines.core.palette import ACTIVE_CLASSES, NUM_CLASSES, UNKNOWN, one_hot
+
+
+def reference_dice_loss(
+    truth: np.ndarray,
+    probs: np.ndarray,
+    smooth: float = 1.0,
+    weights=None,
+    ignore_unknown: bool = False,
+) -> float:
+    """1 - weighted mean over classes of (2 Σ t·p + s) / (Σ t + Σ p + s), sums over batch+pixels."""
+    t = truth.astype(np.float64)
+    p = probs.astype(np.float64)
+    w = np.ones(NUM_CLASSES) if weights is None else np.asarray(weights, np.float64)
+    if ignore_unknown:
+        known = 1.0 - t[..., UNKNOWN : UNKNOWN + 1]
+        keep = list(ACTIVE_CLASSES)
+        t, p, w = (t * known)[..., keep], (p * known)[..., keep], w[keep]
+    axes = (0, 1, 2)
+    dice = (2 * (t * p).sum(axes) + smooth) / (t.sum(axes) + p.sum(axes) + smooth)
+    return float(1.0 - (w * dice).sum() / w.sum())
+
+
+def _random_case(seed: int = 0, shape=(2, 9, 7)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, NUM_CLASSES, size=shape)
+    logits = rng.normal(size=(*shape, NUM_CLASSES))
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    return one_hot(ids).astype("float32"), probs.astype("float32")
+
+
+def _loss(truth, probs, **options) -> float:
+    return float(DiceLoss(**options)(truth, probs))
+
+
+def test_perfect_prediction_has_zero_loss():
+    truth, _ = _random_case()
+    assert _loss(truth, truth) == pytest.approx(0.0, abs=1e-6)
+    assert _loss(truth, truth, ignore_unknown=True) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_disjoint_prediction_has_loss_near_one():
+    ids = np.random.default_rng(1).integers(0, 6, size=(2, 16, 16))
+    truth = one_hot(ids).astype("float32")
+    wrong = one_hot((ids + 1) % 6).astype("float32")  # every pixel another class
+    expected = reference_dice_loss(truth, wrong)
+    assert _loss(truth, wrong) == pytest.approx(expected, rel=1e-6)
+    # the 6 present classes score s / (S_c + s) ~ 0; unknown, absent from both, scores 1
+    assert expected == pytest.approx(6 / 7, abs=0.01)
+    assert _loss(truth, wrong, ignore_unknown=True) == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("smooth", [1.0, 0.5, 10.0])
+@pytest.mark.parametrize("ignore_unknown", [False, True])
+@pytest.mark.parametrize("weights", [None, (1, 2, 3, 0, 5, 1, 4)])
+def test_matches_numpy_reference(smooth, ignore_unknown, weights):
+    truth, probs = _random_case(seed=3)
+    options = {"smooth": smooth, "class_weights": weights, "ignore_unknown": ignore_unknown}
+    expected = reference_dice_loss(truth, probs, smooth, weights, ignore_unknown)
+    assert _loss(truth, probs, **options) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("smooth", "expected"),
+    [
+        # class 0: (2·1 + s) / (2 + 1 + s); class 1: s / (1 + s); classes 2-6 absent: s / s = 1
+        (1.0, 1 - (3 / 4 + 1 / 2 + 5) / 7),
+        (0.5, 1 - (2.5 / 3.5 + 0.5 / 1.5 + 5) / 7),
+    ],
+)
+def test_smoothing_constant_by_hand(smooth, expected):
+    truth = np.zeros((1, 1, 2, NUM_CLASSES), "float32")
+    truth[..., 0] = 1.0  # both pixels class 0
+    probs = np.zeros_like(truth)
+    probs[..., 0] = probs[..., 1] = 0.5  # half on the right class, half on class 1
+    assert _loss(truth, probs, smooth=smooth) == pytest.approx(expected, rel=1e-6)
+
+
+def test_class_absent_everywhere_scores_one_and_keeps_gradients_finite():
+    truth = np.zeros((1, 4, 4, NUM_CLASSES), "float32")
+    truth[..., 0] = 1.0
+    probs = tf.Variable(truth)
+    per_class = np.asarray(soft_dice_per_class(truth, truth))
+    np.testing.assert_allclose(per_class, np.ones(NUM_CLASSES), rtol=1e-6)
+    with tf.GradientTape() as tape:
+        loss = DiceLoss()(truth, probs)
+    assert np.isfinite(tape.gradient(loss, probs).numpy()).all()
+
+
+def test_ignore_unknown_drops_truth_unknown_pixels():
+    truth, probs = _random_case(seed=5)
+    unknown = truth[..., UNKNOWN] == 1
+    assert unknown.any()
+    other = probs.copy()
+    other[unknown] = np.roll(other[unknown], 3, axis=-1)  # change predictions there only
+    assert _loss(truth, probs, ignore_unknown=True) == pytest.approx(
+        _loss(truth, other, ignore_unknown=True), rel=1e-6
+    )
+    assert _loss(truth, probs) != pytest.approx(_loss(truth, other), rel=1e-6)
+
+
+def test_predicting_unknown_at_known_pixels_costs():
+    truth = one_hot(np.zeros((1, 4, 4), np.uint8)).astype("float32")
+    unsure = truth * 0.5
+    unsure[..., UNKNOWN] = 0.5
+    assert _loss(truth, unsure, ignore_unknown=True) > _loss(truth, truth, ignore_unknown=True)
+
+
+def test_class_weights_select_classes():
+    truth, probs = _random_case(seed=6)
+    weights = [1, 0, 0, 0, 0, 0, 0]  # class 0 only
+    per_class = np.asarray(soft_dice_per_class(truth, probs))
+    assert _loss(truth, probs, class_weights=weights) == pytest.approx(1 - per_class[0], rel=1e-6)
+
+
+def test_dice_coefficient_is_one_minus_default_loss():
+    truth, probs = _random_case(seed=7)
+    assert float(dice_coefficient(truth, probs)) == pytest.approx(1 - _loss(truth, probs), 1e-6)
+
+
+def test_serializes_with_its_options():
+    loss = DiceLoss(smooth=0.5, class_weights=[1, 2, 3, 4, 5, 6, 7], ignore_unknown=True)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(restored, DiceLoss)
+    assert (restored.smooth, restored.class_weights, restored.ignore_unknown) == (
+        0.5,
+        (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0),
+        True,
+    )
+    assert keras.saving.get_registered_object("landcover>dice_coefficient") is dice_coefficient
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"smooth": 0.0}, "smooth must be > 0"),
+        ({"class_weights": [1, 1]}, "one weight per class"),
+        ({"class_weights": [0] * 7}, "not all 0"),
+    ],
+)
+def test_rejects_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        DiceLoss(**options)
