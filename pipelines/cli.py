@@ -54,7 +54,7 @@ def _dispatch(table: dict[str, tuple[str, str]], prog: str, argv: Sequence[str])
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``landcover`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    # google-api-core warns on every import that Python 3.11 support ends in 2027: not ours to act on.
+    # google-api-core warns at import that Python 3.11 support ends in 2027: not ours to act on.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
     if args and args[0] == "bench":
         return _dispatch(BENCHMARKS, "landcover bench", args[1:])

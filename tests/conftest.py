@@ -33,11 +33,10 @@ def gcs_emulator() -> Iterator[str]:
     ``STORAGE_EMULATOR_HOST`` is what google-cloud-storage, and so Beam's gs:// filesystem,
     reads to talk to an emulator instead of Google.
     """
-    from gcp_storage_emulator.server import create_server
-
     # Beam looks for Google credentials with 4 backed-off retries (~22 s) before it settles on
     # an anonymous client, which is all an emulator needs: settle it up front, in this process.
     from apache_beam.internal.gcp.auth import _Credentials
+    from gcp_storage_emulator.server import create_server
 
     _Credentials._credentials_init, _Credentials._credentials = True, None
     port = _free_port()
