@@ -24,8 +24,9 @@ DeepGlobe metric does not score them), so the model is neither rewarded nor puni
 Probability the model puts on ``unknown`` at a known pixel is lost from the truth class's
 intersection, so predicting ``unknown`` still costs, as in the challenge metric.
 
-Under ``tf.distribute``, each replica computes the Dice of its local batch (a scalar); divide by
-``strategy.num_replicas_in_sync`` before summing gradients, as usual for a mean loss.
+Under ``tf.distribute``, a replica's ``DiceLoss`` is the Dice of its local batch only; to train
+on the global batch's Dice, all-reduce ``dice_sums`` and apply ``dice_from_sums`` (as the
+training step does).
 """
 
 from __future__ import annotations
@@ -54,8 +55,13 @@ def _validated_weights(class_weights: Sequence[float] | None) -> tuple[float, ..
     return weights
 
 
-def soft_dice_per_class(y_true, y_pred, *, smooth: float = 1.0, ignore_unknown: bool = False):
-    """Dice_c for each class (``(C,)`` float32; ``(C - 1,)`` without unknown if ignored)."""
+def dice_sums(y_true, y_pred, ignore_unknown: bool = False):
+    """Per-class sums over batch and pixels: intersection ``I_c`` and ``S_c`` (truth + pred).
+
+    Each ``(C,)`` float32, C = 7, or the 6 active classes with ``ignore_unknown`` (unknown-truth
+    pixels dropped first). Exposed on its own because Dice is a ratio of sums: a distributed
+    step all-reduces these sums and calls ``dice_from_sums`` to get the global batch's Dice.
+    """
     y_true = ops.cast(y_true, "float32")
     y_pred = ops.cast(y_pred, "float32")
     if ignore_unknown:
@@ -65,6 +71,35 @@ def soft_dice_per_class(y_true, y_pred, *, smooth: float = 1.0, ignore_unknown: 
     axes = tuple(range(len(y_true.shape) - 1))  # everything but the class axis
     intersection = ops.sum(y_true * y_pred, axis=axes)
     total = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
+    return intersection, total
+
+
+def dice_from_sums(
+    intersection,
+    total,
+    *,
+    smooth: float = 1.0,
+    class_weights: Sequence[float] | None = None,
+    ignore_unknown: bool = False,
+):
+    """(Weighted) mean over classes of ``(2 I_c + smooth) / (S_c + smooth)``, a scalar.
+
+    ``class_weights`` are in palette order (7); with ``ignore_unknown`` the unknown weight is
+    dropped to match the 6 sums.
+    """
+    per_class = (2.0 * intersection + smooth) / (total + smooth)
+    weights = _validated_weights(class_weights)
+    if weights is None:
+        return ops.mean(per_class)
+    if ignore_unknown:
+        weights = tuple(weights[c] for c in ACTIVE_CLASSES)
+    weights_tensor = ops.convert_to_tensor(weights, "float32")
+    return ops.sum(per_class * weights_tensor) / ops.sum(weights_tensor)
+
+
+def soft_dice_per_class(y_true, y_pred, *, smooth: float = 1.0, ignore_unknown: bool = False):
+    """Dice_c for each class (``(C,)`` float32; ``(C - 1,)`` without unknown if ignored)."""
+    intersection, total = dice_sums(y_true, y_pred, ignore_unknown)
     return (2.0 * intersection + smooth) / (total + smooth)
 
 
@@ -77,14 +112,14 @@ def soft_dice(
     ignore_unknown: bool = False,
 ):
     """The (weighted) mean over classes of ``soft_dice_per_class``, a scalar in [0, 1]."""
-    per_class = soft_dice_per_class(y_true, y_pred, smooth=smooth, ignore_unknown=ignore_unknown)
-    weights = _validated_weights(class_weights)
-    if weights is None:
-        return ops.mean(per_class)
-    if ignore_unknown:
-        weights = tuple(weights[c] for c in ACTIVE_CLASSES)
-    weights_tensor = ops.convert_to_tensor(weights, "float32")
-    return ops.sum(per_class * weights_tensor) / ops.sum(weights_tensor)
+    intersection, total = dice_sums(y_true, y_pred, ignore_unknown)
+    return dice_from_sums(
+        intersection,
+        total,
+        smooth=smooth,
+        class_weights=class_weights,
+        ignore_unknown=ignore_unknown,
+    )
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

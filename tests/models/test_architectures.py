@@ -227,3 +227,28 @@ def test_mixed_precision_keeps_float32_probabilities():
         _assert_probabilities(model(_images(40, 33), training=False), 1, 40, 33)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_compiled_model_trains_and_reloads_with_its_loss_and_metrics(tmp_path):
+    from models.architectures import load_model
+    from models.losses import DiceLoss, dice_coefficient
+    from models.metrics import DeepGlobeMeanIoU
+
+    keras.utils.set_random_seed(0)
+    model = build_model("unet", base_filters=4)
+    model.compile(
+        optimizer="adam",
+        loss=DiceLoss(smooth=0.5, ignore_unknown=True),
+        metrics=[DeepGlobeMeanIoU(), dice_coefficient],
+        run_eagerly=True,  # tracing the train step would triple this test's time
+    )
+    x = _images(36, 44, batch=2)
+    y = keras.utils.to_categorical(np.random.default_rng(0).integers(0, 7, (2, 36, 44)), 7)
+    history = model.fit(x, y, epochs=2, batch_size=2, verbose=0)
+    assert set(history.history) >= {"loss", "miou", "dice_coefficient"}
+    assert np.isfinite(history.history["loss"]).all()
+    model.save(tmp_path / "model.keras")
+    reloaded = load_model(str(tmp_path / "model.keras"), compile=True)
+    assert isinstance(reloaded.loss, DiceLoss)
+    assert (reloaded.loss.smooth, reloaded.loss.ignore_unknown) == (0.5, True)
+    np.testing.assert_array_equal(np.asarray(reloaded(x)), np.asarray(model(x)))

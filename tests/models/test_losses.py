@@ -151,3 +151,19 @@ def test_serializes_with_its_options():
 def test_rejects_bad_options(options, message):
     with pytest.raises(ValueError, match=message):
         DiceLoss(**options)
+
+
+def test_sums_of_split_batches_give_the_whole_batch_dice():
+    """What a distributed step relies on: Dice of summed per-part sums = Dice of the whole."""
+    from models.losses import dice_from_sums, dice_sums
+
+    truth, probs = _random_case(seed=8, shape=(4, 6, 5))
+    weights = (1, 2, 1, 1, 3, 1, 1)
+    parts = [dice_sums(truth[i : i + 2], probs[i : i + 2], True) for i in (0, 2)]
+    intersection = sum(np.asarray(part[0]) for part in parts)
+    total = sum(np.asarray(part[1]) for part in parts)
+    combined = dice_from_sums(
+        intersection, total, smooth=1.0, class_weights=weights, ignore_unknown=True
+    )
+    expected = reference_dice_loss(truth, probs, 1.0, weights, ignore_unknown=True)
+    assert 1 - float(combined) == pytest.approx(expected, rel=1e-5)

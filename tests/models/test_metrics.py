@@ -179,6 +179,16 @@ def test_keras_metric_streams_to_the_numpy_result():
     assert math.isnan(float(metric.result()))
 
 
+def test_keras_metric_updates_inside_a_tf_function():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(12)
+    truth, probs = _random_batch(rng)
+    metric = DeepGlobeMeanIoU()
+    tf.function(metric.update_state)(tf.one_hot(truth, NUM_CLASSES), tf.constant(probs))
+    np.testing.assert_array_equal(metric.confusion(), confusion_matrix(truth, probs.argmax(-1)))
+
+
 def test_keras_metric_ignores_unknown_and_masked_pixels_like_numpy():
     truth = np.array([[URBAN, URBAN, UNKNOWN, WATER]])
     pred = np.array([[URBAN, UNKNOWN, FOREST, BARREN]])
