@@ -100,6 +100,17 @@ def pad_to_grid(image: np.ndarray, tile: int, overlap: int) -> np.ndarray:
     return np.pad(image, widths, mode="reflect")
 
 
+def cut_tiles(image: np.ndarray, tile: int, overlap: int) -> list[np.ndarray]:
+    """The scene's tiles in ``tile_grid`` order, each (tile, tile, ...), edge tiles reflect-padded.
+
+    The tiles are views into one padded copy of the scene, so cutting costs one pad, not a copy
+    per tile.
+    """
+    height, width = image.shape[:2]
+    padded = pad_to_grid(image, tile, overlap)
+    return [padded[y : y + tile, x : x + tile] for y, x in tile_grid(height, width, tile, overlap)]
+
+
 def blend_margin(overlap: int) -> int:
     """Pixels at an inner tile edge that get weight 0 (see the notes above)."""
     return overlap // 4
@@ -131,9 +142,7 @@ def blend_window_1d(tile: int, overlap: int, *, taper_start: bool, taper_end: bo
     return window
 
 
-def tile_weights(
-    height: int, width: int, tile: int, overlap: int, y: int, x: int
-) -> np.ndarray:
+def tile_weights(height: int, width: int, tile: int, overlap: int, y: int, x: int) -> np.ndarray:
     """Blend weights (tile, tile) float32 of the tile at (y, x) in a (height, width) scene.
 
     A side is tapered only where a neighbouring tile overlaps it: not on the scene's top/left
@@ -144,6 +153,14 @@ def tile_weights(
     wy = blend_window_1d(tile, overlap, taper_start=y > 0, taper_end=y < last_y)
     wx = blend_window_1d(tile, overlap, taper_start=x > 0, taper_end=x < last_x)
     return np.outer(wy, wx)
+
+
+def crop_to_scene(
+    tile_array: np.ndarray, height: int, width: int, tile: int, overlap: int, index: int
+) -> np.ndarray:
+    """The part of tile ``index`` that lies inside the scene (drops the edge padding)."""
+    y, x = tile_grid(height, width, tile, overlap)[index]
+    return tile_array[: height - y, : width - x]
 
 
 class TileBlender:
@@ -164,17 +181,23 @@ class TileBlender:
         self._seen: set[int] = set()
 
     def add(self, index: int, probabilities: np.ndarray) -> None:
-        """Blend in tile ``index`` (its position in ``tile_grid``), (tile, tile, C)."""
+        """Blend in tile ``index`` (its position in ``tile_grid``), (tile, tile, C).
+
+        A tile already cropped to the scene (``crop_to_scene``) is accepted too.
+        """
         if not 0 <= index < len(self.grid):
             raise ValueError(f"tile index {index} outside 0..{len(self.grid) - 1}")
         if index in self._seen:
             raise ValueError(f"tile {index} added twice")
-        expected = (self.tile, self.tile, self.canvas.shape[-1])
-        if probabilities.shape != expected:
-            raise ValueError(f"tile {index} has shape {probabilities.shape}, expected {expected}")
-        self._seen.add(index)
         y, x = self.grid[index]
         h, w = min(self.tile, self.height - y), min(self.tile, self.width - x)
+        channels = self.canvas.shape[-1]
+        if probabilities.shape not in ((self.tile, self.tile, channels), (h, w, channels)):
+            raise ValueError(
+                f"tile {index} has shape {probabilities.shape}, expected "
+                f"{(self.tile, self.tile, channels)} or cropped {(h, w, channels)}"
+            )
+        self._seen.add(index)
         weights = tile_weights(self.height, self.width, self.tile, self.overlap, y, x)[:h, :w]
         self.canvas[y : y + h, x : x + w] += probabilities[:h, :w] * weights[..., None]
         self.weight[y : y + h, x : x + w] += weights

@@ -1,0 +1,255 @@
+"""``landcover demo``: the whole job on synthetic data, through the real flows, on a laptop.
+
+1. synthesize labeled scenes into ``<root>/raw`` (DeepGlobe file format);
+2. the ``train`` flow: Beam preprocessing (DirectRunner) → ``unet`` and ``resnet50_unet``
+   trained briefly (few filters, CPU) → both evaluated on the val scenes → the better promoted;
+3. synthesize *unlabeled* scenes into ``<root>/incoming`` (their truth kept aside);
+4. the ``nightly-inference`` flow: Beam batch inference with the promoted model;
+5. evaluate those predictions against the kept-aside truth (metrics + pictures);
+6. print a summary and the paths of the masks, the reports and the pictures.
+
+Flows run against a temporary local Prefect (the ephemeral API server Prefect starts by itself)
+whose state lives in ``<root>/prefect``, so nothing needs to be running beforehand, and the
+runs, logs and artifacts can be browsed afterwards with
+``PREFECT_HOME=<root>/prefect prefect server start``.
+
+``--quick`` is the reduced form CI runs (fewer, smaller scenes; a few training steps): it
+checks that everything connects, not that the models learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ROOT = Path(".work") / "demo"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of one demo run (see :data:`FULL` and :data:`QUICK`)."""
+
+    labeled: int
+    unlabeled: int
+    size: int
+    patch_size: int
+    val_fraction: float
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int
+    base_filters: int
+    learning_rate: float
+    tile: int
+    overlap: int
+
+
+# Chosen so that both models learn visibly in a few CPU minutes (2 cores): 512² scenes give
+# 4 patches of 256² each; the synthetic classes differ by colour and texture, which a small
+# U-Net picks up within a few hundred patches.
+FULL = DemoConfig(
+    labeled=16,
+    unlabeled=4,
+    size=512,
+    patch_size=256,
+    val_fraction=0.2,
+    epochs=6,
+    steps_per_epoch=16,
+    batch_size=4,
+    base_filters=16,
+    learning_rate=3e-3,
+    tile=256,
+    overlap=32,
+)
+QUICK = DemoConfig(
+    labeled=6,
+    unlabeled=2,
+    size=192,
+    patch_size=96,
+    val_fraction=0.34,
+    epochs=1,
+    steps_per_epoch=3,
+    batch_size=2,
+    base_filters=4,
+    learning_rate=1e-3,
+    tile=96,
+    overlap=16,
+)
+HOLDOUT_FIRST_ID = 900_000  # unlabeled scene ids: cannot collide with the labeled ones
+
+
+def isolate_prefect(home: Path) -> None:
+    """Point this process at a private, ephemeral Prefect before Prefect is imported."""
+    for key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
+        os.environ.pop(key, None)
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A fresh database is migrated on first start: slow on a small machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Training and Beam progress lines reach the console (and the Prefect UI) with the flows'.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "landcover,pipelines,models")
+
+
+def step(number: int, total: int, text: str) -> float:
+    print(f"\n=== [{number}/{total}] {text}", flush=True)
+    return time.perf_counter()
+
+
+def done(started: float) -> None:
+    print(f"    … done in {time.perf_counter() - started:.0f}s", flush=True)
+
+
+def summary_text(
+    train_result: dict[str, Any],
+    inference: dict[str, Any],
+    holdout: dict[str, Any],
+    paths: dict[str, str],
+) -> str:
+    """The closing summary: per-architecture scores, the promoted model, where things are."""
+    from flows.report import number
+    from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES
+
+    models = train_result["models"]
+    promoted = train_result.get("promoted_model") or {}
+    archs = list(models)
+    lines = ["", "=" * 78, "landcover demo: summary", "=" * 78, ""]
+    lines.append(f"{'class':<14}" + "".join(f"{a:>16}" for a in archs) + f"{'holdout':>16}")
+    lines.append(f"{'':<14}" + "".join(f"{'val IoU':>16}" for _ in archs) + f"{'(promoted)':>16}")
+    for c in ACTIVE_CLASSES:
+        name = CLASS_NAMES[c]
+        cells = "".join(
+            f"{number((models[a].get('per_class_iou') or {}).get(name)):>16}" for a in archs
+        )
+        lines.append(f"{name:<14}{cells}{number(holdout.get('per_class_iou', {}).get(name)):>16}")
+    cells = "".join(f"{number(models[a].get('val_miou')):>16}" for a in archs)
+    lines.append(f"{'mIoU':<14}{cells}{number(holdout.get('miou')):>16}")
+    lines += [
+        "",
+        f"promoted model:   {promoted.get('model_version', 'none')}"
+        + (" (promoted by this run)" if train_result.get("promoted") else " (kept from before)"),
+        f"inference:        {inference.get('predicted', 0)} scenes predicted, "
+        f"{inference.get('already_done', 0)} already done, {inference.get('failed', 0)} failed",
+        "",
+        *(f"{label:<18}{path}" for label, path in paths.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="landcover demo",
+        description="Run the whole job on synthetic data through the Prefect flows: synth → "
+        "train flow (preprocess, train unet + resnet50_unet, evaluate, promote) → "
+        "nightly-inference flow → evaluate; prints a summary and where the outputs are.",
+    )
+    parser.add_argument("--root", default=str(DEFAULT_ROOT), help="work folder (data + Prefect)")
+    parser.add_argument("--quick", action="store_true", help="reduced form for CI (~1-2 min)")
+    parser.add_argument("--fresh", action="store_true", help="delete the work folder first")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    config = QUICK if args.quick else FULL
+    root = Path(args.root).resolve()
+    if args.fresh and root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    isolate_prefect(root / "prefect")
+    started = time.perf_counter()
+
+    # Imported only now: Prefect reads PREFECT_HOME & co. when it loads.
+    from flows import tasks
+    from flows.inference import nightly_inference
+    from flows.layout import Layout
+    from flows.train import train
+    from pipelines.core import storage
+    from pipelines.synth import write_scenes
+
+    layout = Layout(str(root))
+    holdout = root / "holdout"
+    total = 5
+    print(f"landcover demo ({'quick' if args.quick else 'full'}) in {root}: {asdict(config)}")
+
+    t = step(
+        1, total, f"synthesizing {config.labeled} labeled {config.size}px scenes into {layout.raw}"
+    )
+    write_scenes(layout.raw, config.labeled, size=config.size, seed=0)
+    done(t)
+
+    t = step(2, total, "train flow: preprocess → train unet + resnet50_unet → evaluate → promote")
+    common = {
+        "root": str(root),
+        "epochs": config.epochs,
+        "steps_per_epoch": config.steps_per_epoch,
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "patch_size": config.patch_size,
+        "val_fraction": config.val_fraction,
+        "tile": config.tile,
+        "overlap": config.overlap,
+        "base_filters": config.base_filters,
+        "beam_args": [],
+    }
+    train_result = train(**common)
+    done(t)
+
+    t = step(3, total, f"synthesizing {config.unlabeled} unlabeled scenes into {layout.incoming}")
+    ids = write_scenes(
+        str(holdout), config.unlabeled, size=config.size, seed=1, first_id=HOLDOUT_FIRST_ID
+    )
+    for scene_id in ids:
+        storage.copy_file(
+            str(holdout / f"{scene_id}_sat.jpg"),
+            storage.join(layout.incoming, f"{scene_id}_sat.jpg"),
+        )
+    done(t)
+
+    t = step(4, total, "nightly-inference flow: masks for every scene in incoming/")
+    inference = nightly_inference(
+        root=str(root), tile=config.tile, overlap=config.overlap, beam_args=[]
+    )
+    done(t)
+
+    t = step(5, total, "evaluating the predicted masks against the unlabeled scenes' truth")
+    report = layout.report(f"{train_result['run']}-holdout")
+    holdout_metrics: dict[str, Any] = {}
+    if inference.get("output"):
+        holdout_metrics = tasks.evaluate.fn(
+            inference["output"], str(holdout), report, images_uri=str(holdout)
+        )
+    done(t)
+
+    paths = {
+        "masks:": str(inference.get("output", "")),
+        "training report:": storage.join(train_result["report"], "report.md"),
+        "val pictures:": storage.join(train_result["report"], "<arch>", "scenes", "*.png"),
+        "holdout metrics:": storage.join(report, "metrics.json"),
+        "holdout pictures:": storage.join(report, "scenes", "*.png"),
+        "promoted pointer:": layout.promoted_pointer,
+        "Prefect UI:": f"PREFECT_HOME={root / 'prefect'} prefect server start",
+    }
+    print(summary_text(train_result, inference, holdout_metrics, paths))
+    print(f"demo finished in {time.perf_counter() - started:.0f}s")
+    (root / "demo-summary.json").write_text(
+        json.dumps(
+            {"train": train_result, "inference": inference, "holdout": holdout_metrics},
+            indent=2,
+            default=str,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Where everything lives under one root URI (DESIGN.md's data layout), and input fingerprints.
+
+```
+<root>/raw/{id}_sat.jpg, {id}_mask.png          labeled scenes (training input)
+<root>/incoming/{id}_sat.*                       unlabeled scenes waiting for inference
+<root>/drops/<drop>/… + _DONE                    the local drop folder the watcher watches
+<root>/rejected/<drop>/…, errors.jsonl           files of a drop that failed validation
+<root>/records/<dataset>/…, manifest.json, fingerprint.json
+<root>/models/<arch>/<version>/model.keras, metadata.json
+<root>/models/promoted.json                      pointer to the promoted model (registry.py)
+<root>/predictions/<model version>/{id}_mask.png
+<root>/reports/<run>/…                           metrics.json, pictures, report.md per run
+<root>/state/retrain-due.json                    drops waiting for a training run
+```
+
+Drops are kept apart from ``incoming/``: a drop is unpacked by the ``imagery-drop`` flow, which
+moves labeled pairs into ``raw/`` and unlabeled scenes into ``incoming/`` (a flat folder that
+batch inference globs in one level, locally and on GCS alike).
+
+Every path is built with ``pipelines.core.storage.join``, so ``root`` may be a local folder or
+``gs://bucket/prefix`` and the same flows run on both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.core import storage
+
+PROMOTED_POINTER = "promoted.json"
+FINGERPRINT_NAME = "fingerprint.json"
+RETRAIN_DUE_NAME = "retrain-due.json"
+IMAGE_SUFFIXES: tuple[str, ...] = ("_sat.jpg", "_sat.jpeg", "_sat.png", "_sat.tif", "_sat.tiff")
+MASK_SUFFIX = "_mask.png"
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The project's folders under ``root`` (a local path or a ``gs://`` URI)."""
+
+    root: str
+
+    def _at(self, *parts: str) -> str:
+        return storage.join(self.root, *parts)
+
+    @property
+    def raw(self) -> str:
+        return self._at("raw")
+
+    @property
+    def incoming(self) -> str:
+        return self._at("incoming")
+
+    @property
+    def drops(self) -> str:
+        return self._at("drops")
+
+    def rejected(self, drop_id: str) -> str:
+        return self._at("rejected", drop_id)
+
+    def records(self, dataset: str) -> str:
+        return self._at("records", dataset)
+
+    def fingerprint_file(self, dataset: str) -> str:
+        return storage.join(self.records(dataset), FINGERPRINT_NAME)
+
+    @property
+    def models(self) -> str:
+        return self._at("models")
+
+    def model_dir(self, arch: str, version: str) -> str:
+        return self._at("models", arch, version)
+
+    @property
+    def promoted_pointer(self) -> str:
+        return self._at("models", PROMOTED_POINTER)
+
+    def predictions(self, model_version: str) -> str:
+        return self._at("predictions", model_version)
+
+    def report(self, run: str) -> str:
+        return self._at("reports", run)
+
+    @property
+    def retrain_due(self) -> str:
+        return self._at("state", RETRAIN_DUE_NAME)
+
+
+def new_run_id(now: dt.datetime | None = None, suffix: str | None = None) -> str:
+    """Sortable, unique run id: ``20240601-020000-1a2b3c4d`` (UTC)."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{suffix or uuid.uuid4().hex[:8]}"
+
+
+def safe_name(text: str) -> str:
+    """A path component from free text (a drop prefix like ``drops/2024-06-01``)."""
+    cleaned = _SAFE.sub("_", text.strip("/")).strip("_.")
+    return cleaned or "drop"
+
+
+def model_version(arch: str, version: str) -> str:
+    """The name predictions are filed under: one per trained model (arch + training run)."""
+    return f"{arch}-{version}"
+
+
+def scene_id_of(name: str) -> str | None:
+    """``123_sat.jpg`` → ``123``; ``None`` for anything that is not a scene image."""
+    base = storage.basename(name)
+    lower = base.lower()
+    for suffix in IMAGE_SUFFIXES:
+        if lower.endswith(suffix):
+            return base[: -len(suffix)]
+    return None
+
+
+def mask_id_of(name: str) -> str | None:
+    """``123_mask.png`` → ``123``; ``None`` otherwise."""
+    base = storage.basename(name)
+    return base[: -len(MASK_SUFFIX)] if base.endswith(MASK_SUFFIX) else None
+
+
+def fingerprint(files: Iterable[tuple[str, int]], options: Mapping[str, Any]) -> str:
+    """Digest of the input file list (relative name, size) and the options of a run.
+
+    Sizes rather than contents: hashing every scene would cost as much as reading the whole
+    dataset, while a replaced scene almost always changes size and an added or removed one
+    always changes the list. The options are part of it so that a different patch size or
+    split gives different records.
+    """
+    body = json.dumps(
+        {"files": sorted([name, int(size)] for name, size in files), "options": dict(options)},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def list_with_sizes(prefix: str) -> list[tuple[str, int]]:
+    """Files directly under ``prefix`` as (name relative to prefix, size in bytes), sorted."""
+    from apache_beam.io.filesystems import FileSystems
+
+    pattern = storage.join(prefix, "*")
+    result = FileSystems.match([pattern])[0]
+    base = prefix.rstrip("/") + "/"
+    rows = []
+    for meta in result.metadata_list:
+        name = meta.path[len(base) :] if meta.path.startswith(base) else storage.basename(meta.path)
+        rows.append((name, int(meta.size_in_bytes)))
+    return sorted(rows)

@@ -1,0 +1,216 @@
+"""The distributed training and evaluation steps: one custom loop for every strategy.
+
+Keras 3's ``fit`` does not run under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585),
+so training is a ``tf.GradientTape`` step inside ``strategy.run`` with Keras layers and a Keras
+optimizer, the same code for the default, mirrored, multi-worker and TPU strategies.
+
+**Dice under distribution.** Dice is not a mean of per-example terms: it is a ratio of sums
+over the whole batch (see ``models.losses``). Averaging each replica's Dice would optimise a
+different objective (the Dice of smaller batches) whose value depends on how many replicas
+there are. Instead every replica computes its local per-class sums ``I_c`` (intersection) and
+``S_c`` (truth + prediction), all-reduces them (14 floats per step), and evaluates Dice on the
+*global* sums, so the loss equals the single-device loss on the global batch exactly. For the
+gradient, each replica uses the surrogate ``I_local + stop_gradient(I_global − I_local)``
+(likewise ``S``): its value is the global sum, its derivative is that of the local sum, so the
+replica's gradient is exactly its own pixels' contribution to ``d loss / d weights``, and the
+optimizer's cross-replica SUM of gradients is the exact gradient of the global-batch Dice. No
+gradient flows through a collective, and no ``1 / num_replicas`` scaling is needed (it would be
+wrong here: the replicas' gradients are parts of one gradient, not estimates to average).
+What still differs from one device is batch norm, whose batch statistics are per replica (the
+usual non-synchronised batch norm); :func:`make_sync_batchnorm` averages the moving statistics
+across replicas before they are checkpointed, validated with or saved.
+
+The formulas match ``models.losses.DiceLoss`` (same ``smooth``, per class then averaged,
+``ignore_unknown`` dropping the unknown channel and unknown-truth pixels); a test checks that
+one replica's step loss equals ``DiceLoss()(y_true, y_pred)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipelines.core.palette import ACTIVE_CLASSES, NUM_CLASSES, UNKNOWN
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+BATCHNORM_STATISTICS: tuple[str, ...] = ("moving_mean", "moving_variance")
+
+
+@dataclass(frozen=True)
+class DiceSpec:
+    """The Dice loss's options (as in ``models.losses.DiceLoss``)."""
+
+    smooth: float = 1.0
+    ignore_unknown: bool = False
+
+
+def dice_sums(y_true: tf.Tensor, y_pred: tf.Tensor, ignore_unknown: bool) -> tuple[Any, Any]:
+    """Per-class sums over batch and pixels: intersection ``I`` and ``S = sum(t) + sum(p)``.
+
+    Returns (C,) float32 each, C = 7, or 6 (the active classes) with ``ignore_unknown``, in
+    which case unknown-truth pixels are dropped first, as ``models.losses`` does.
+    """
+    import tensorflow as tf
+
+    y_true = tf.cast(y_true, tf.float32)
+    y_pred = tf.cast(y_pred, tf.float32)
+    if ignore_unknown:
+        known = 1.0 - y_true[..., UNKNOWN : UNKNOWN + 1]
+        y_true = tf.gather(y_true * known, list(ACTIVE_CLASSES), axis=-1)
+        y_pred = tf.gather(y_pred * known, list(ACTIVE_CLASSES), axis=-1)
+    axes = list(range(len(y_true.shape) - 1))
+    intersection = tf.reduce_sum(y_true * y_pred, axis=axes)
+    total = tf.reduce_sum(y_true, axis=axes) + tf.reduce_sum(y_pred, axis=axes)
+    return intersection, total
+
+
+def dice_from_sums(intersection: Any, total: Any, smooth: float) -> Any:
+    """Mean over classes of ``(2 I_c + smooth) / (S_c + smooth)`` (works on TF and NumPy)."""
+    per_class = (2.0 * intersection + smooth) / (total + smooth)
+    return per_class.mean() if hasattr(per_class, "mean") else _tf_mean(per_class)
+
+
+def _tf_mean(values: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.reduce_mean(values)
+
+
+def confusion_counts(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    """(49,) float32 counts of truth×7 + prediction, the layout of ``models.metrics``.
+
+    float32 so every strategy (TPU included) can all-reduce it; counts are exact up to 2**24
+    per cell and step (44 whole 612² patches of one class in one global batch), and the host
+    accumulates them in int64.
+    """
+    import tensorflow as tf
+
+    truth = tf.argmax(y_true, axis=-1, output_type=tf.int32)
+    pred = tf.argmax(y_pred, axis=-1, output_type=tf.int32)
+    codes = tf.reshape(truth * NUM_CLASSES + pred, [-1])
+    cells = NUM_CLASSES * NUM_CLASSES
+    return tf.math.bincount(codes, minlength=cells, maxlength=cells, dtype=tf.float32)
+
+
+def _global(value: tf.Tensor) -> tf.Tensor:
+    """All-reduce (SUM) a replica-local value; identity on the default strategy."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def global_batch_dice_loss(y_true: tf.Tensor, y_pred: tf.Tensor, spec: DiceSpec) -> tf.Tensor:
+    """Inside ``strategy.run``: the Dice loss of the *global* batch, with local gradients.
+
+    See the module docstring for why the surrogate gives the exact gradient.
+    """
+    import tensorflow as tf
+
+    intersection, total = dice_sums(y_true, y_pred, spec.ignore_unknown)
+    global_intersection = _global(tf.stop_gradient(intersection))
+    global_total = _global(tf.stop_gradient(total))
+    intersection = intersection + tf.stop_gradient(global_intersection - intersection)
+    total = total + tf.stop_gradient(global_total - total)
+    return 1.0 - dice_from_sums(intersection, total, spec.smooth)
+
+
+def make_train_step(
+    strategy: tf.distribute.Strategy,
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    spec: DiceSpec,
+    *,
+    jit_compile: bool = False,
+) -> Any:
+    """A ``tf.function(iterator) → loss`` running one synchronous step on every replica.
+
+    The variables to train are taken now: after freezing or unfreezing the encoder, make a new
+    step. ``jit_compile`` compiles the per-replica step with XLA; it is only offered with a
+    single replica (the caller enforces it), because the step's cross-replica reductions
+    (the Dice sums, the optimizer's gradient all-reduce) cannot live inside an XLA cluster on
+    CPU/GPU. TPU steps are compiled by XLA anyway.
+    """
+    import tensorflow as tf
+
+    variables = list(model.trainable_variables)
+
+    def replica_step(images: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            loss = global_batch_dice_loss(masks, probabilities, spec)
+            scaled = optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, variables)
+        optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        return loss
+
+    if jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def train_step(iterator: Any) -> tf.Tensor:
+        images, masks = next(iterator)
+        losses = strategy.run(replica_step, args=(images, masks))
+        # Every replica holds the same global-batch loss; MEAN just unwraps it.
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
+
+    return train_step
+
+
+def make_eval_step(strategy: tf.distribute.Strategy, model: keras.Model, spec: DiceSpec) -> Any:
+    """A ``tf.function(batch) → (I, S, confusion counts)``, each summed over all replicas."""
+    import tensorflow as tf
+
+    def replica_eval(images: tf.Tensor, masks: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        probabilities = model(images, training=False)
+        intersection, total = dice_sums(masks, probabilities, spec.ignore_unknown)
+        return intersection, total, confusion_counts(masks, probabilities)
+
+    @tf.function(reduce_retracing=True)
+    def eval_step(batch: Any) -> tuple[tf.Tensor, ...]:
+        outputs = strategy.run(replica_eval, args=batch)
+        return tuple(
+            strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in outputs
+        )
+
+    return eval_step
+
+
+def batchnorm_statistics(model: keras.Model) -> list[Any]:
+    """The batch norms' moving mean and variance variables of ``model`` (nested ones too)."""
+    return [
+        variable
+        for variable in model.non_trainable_variables
+        if variable.path.rsplit("/", 1)[-1] in BATCHNORM_STATISTICS
+    ]
+
+
+def make_sync_batchnorm(strategy: tf.distribute.Strategy, model: keras.Model) -> Any:
+    """A function averaging batch-norm moving statistics across replicas (no-op for one).
+
+    Keras 3 updates them per replica, so replicas drift apart (each saw its own sub-batches).
+    A moving average is linear in its inputs, so the mean of the replicas' moving means is the
+    moving average of the mean batch statistics: syncing now and then equals syncing every
+    step. Called before checkpoints, validation and the final save, so every replica holds,
+    and every worker writes, the same model.
+    """
+    import tensorflow as tf
+
+    variables = [v.value if hasattr(v, "value") else v for v in batchnorm_statistics(model)]
+    if strategy.num_replicas_in_sync == 1 or not variables:
+        return lambda: None
+
+    def replica_sync() -> None:
+        context = tf.distribute.get_replica_context()
+        means = context.all_reduce(tf.distribute.ReduceOp.MEAN, [v.read_value() for v in variables])
+        for variable, mean in zip(variables, means, strict=True):
+            variable.assign(mean)
+
+    @tf.function
+    def sync() -> None:
+        strategy.run(replica_sync)
+
+    return sync

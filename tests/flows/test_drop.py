@@ -1,0 +1,131 @@
+"""The imagery-drop flow: validation, where files go, what it triggers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect import flow
+
+from flows import drop as drop_module
+from flows.drop import error_lines, imagery_drop, plan_drop
+from flows.events import DROP_MARKER, RECEIPT_NAME
+
+
+def test_plan_sorts_pairs_images_and_invalid_files() -> None:
+    plan = plan_drop(
+        [
+            "/d/1_sat.jpg",
+            "/d/1_mask.png",
+            "/d/2_sat.jpg",
+            "/d/3_sat.tif",
+            "/d/4_mask.png",
+            "/d/5_sat.png",
+            "/d/5_mask.png",
+            "/d/readme.txt",
+            f"/d/{DROP_MARKER}",
+            f"/d/{RECEIPT_NAME}",
+        ]
+    )
+    assert plan.pairs == [("1", "/d/1_sat.jpg", "/d/1_mask.png")]
+    assert plan.images == [("2", "/d/2_sat.jpg"), ("3", "/d/3_sat.tif")]
+    reasons = dict(plan.invalid)
+    assert set(reasons) == {"/d/4_mask.png", "/d/5_sat.png", "/d/5_mask.png", "/d/readme.txt"}
+    assert reasons["/d/4_mask.png"] == "mask without image"
+    assert "not a scene file" in reasons["/d/readme.txt"]
+
+
+def test_error_lines_use_the_dead_letter_format() -> None:
+    text = error_lines([("/d/x.txt", "/root/rejected/d/x.txt", "not a scene file")])
+    record = json.loads(text)
+    assert record == {
+        "uri": "/root/rejected/d/x.txt",
+        "reason": "not a scene file (dropped as /d/x.txt)",
+        "stage": "imagery-drop",
+        "scene_id": "",
+    }
+
+
+def make_drop(tiny_scenes: Path, drops: Path, name: str) -> tuple[Path, list[str]]:
+    """Two labeled pairs, one unlabeled image, a corrupt JPEG, an orphan mask, a stray file."""
+    folder = drops / name
+    folder.mkdir(parents=True)
+    ids = sorted(p.name[: -len("_sat.jpg")] for p in tiny_scenes.glob("*_sat.jpg"))
+    for scene_id in ids[:2]:
+        shutil.copy(tiny_scenes / f"{scene_id}_sat.jpg", folder)
+        shutil.copy(tiny_scenes / f"{scene_id}_mask.png", folder)
+    shutil.copy(tiny_scenes / f"{ids[2]}_sat.jpg", folder)
+    (folder / "777_sat.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    shutil.copy(tiny_scenes / f"{ids[3]}_mask.png", folder)
+    (folder / "notes.txt").write_text("hello")
+    (folder / DROP_MARKER).touch()
+    return folder, ids
+
+
+def test_drop_flow_moves_files_reports_invalid_and_records_retraining(
+    prefect_harness: None, tmp_path: Path, tiny_scenes: Path
+) -> None:
+    root, drops = tmp_path / "root", tmp_path / "drops"
+    folder, ids = make_drop(tiny_scenes, drops, "d1")
+    result = imagery_drop(bucket=str(drops), prefix="d1", root=str(root), retrain=False)
+
+    assert result["labeled"] == ids[:2] and result["unlabeled"] == [ids[2]]
+    assert sorted(p.name for p in (root / "raw").iterdir()) == sorted(
+        [f"{i}_sat.jpg" for i in ids[:2]] + [f"{i}_mask.png" for i in ids[:2]]
+    )
+    assert [p.name for p in (root / "incoming").iterdir()] == [f"{ids[2]}_sat.jpg"]
+    rejected = root / "rejected" / "d1"
+    assert sorted(p.name for p in rejected.iterdir()) == sorted(
+        ["777_sat.jpg", f"{ids[3]}_mask.png", "notes.txt", "errors.jsonl"]
+    )
+    errors = [json.loads(line) for line in (rejected / "errors.jsonl").read_text().splitlines()]
+    assert {e["uri"].rsplit("/", 1)[-1] for e in errors} == {
+        "777_sat.jpg",
+        f"{ids[3]}_mask.png",
+        "notes.txt",
+    }
+    assert all(e["stage"] == "imagery-drop" and e["reason"] for e in errors)
+    # Nothing is lost: the drop keeps only its receipt; the marker is gone.
+    assert [p.name for p in folder.iterdir()] == [RECEIPT_NAME]
+    # retrain=False: retraining recorded as due; no promoted model: inference waits.
+    due = json.loads((root / "state" / "retrain-due.json").read_text())["due"]
+    assert [(d["drop"], d["scenes"]) for d in due] == [("d1", 2)]
+    assert result["training"]["action"] == "recorded"
+    assert result["inference"]["status"] == "no-model"
+
+    # The same event delivered again finds nothing left to do.
+    (folder / DROP_MARKER).touch()
+    again = imagery_drop(bucket=str(drops), prefix="d1", root=str(root), retrain=False)
+    assert again["labeled"] == [] and again["unlabeled"] == [] and again["invalid"] == []
+    assert "training" not in again
+
+
+def test_drop_flow_trains_as_a_subflow_without_a_deployment(
+    prefect_harness: None, tmp_path: Path, tiny_scenes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    @flow(name="train")
+    def fake_train(**parameters: Any) -> dict[str, Any]:
+        calls.append(parameters)
+        return {"run": "r1", "promoted": True}
+
+    import flows.train
+
+    monkeypatch.setattr(flows.train, "train", fake_train)
+    assert not drop_module.deployment_exists("train/landcover")
+    root, drops = tmp_path / "root", tmp_path / "drops"
+    make_drop(tiny_scenes, drops, "d2")
+    result = imagery_drop(
+        bucket=str(drops),
+        prefix="d2",
+        root=str(root),
+        train_parameters={"epochs": 1},
+        predict=False,
+    )
+    assert calls == [{"epochs": 1, "root": str(root)}]
+    assert result["training"] == {"action": "subflow", "run": "r1", "promoted": True}
+    assert "inference" not in result

@@ -1,0 +1,77 @@
+"""Storage layout, scene-name parsing and input fingerprints."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from flows.layout import (
+    Layout,
+    fingerprint,
+    list_with_sizes,
+    mask_id_of,
+    model_version,
+    new_run_id,
+    safe_name,
+    scene_id_of,
+)
+
+
+def test_layout_local_and_gcs_roots_give_the_design_folders() -> None:
+    local = Layout("/data/lc")
+    assert local.raw == "/data/lc/raw"
+    assert local.incoming == "/data/lc/incoming"
+    assert local.records("v1") == "/data/lc/records/v1"
+    assert local.fingerprint_file("v1") == "/data/lc/records/v1/fingerprint.json"
+    assert (
+        local.model_dir("unet", "20240601-000000-ab") == "/data/lc/models/unet/20240601-000000-ab"
+    )
+    assert local.promoted_pointer == "/data/lc/models/promoted.json"
+    assert local.predictions("unet-1") == "/data/lc/predictions/unet-1"
+    assert local.report("r1") == "/data/lc/reports/r1"
+    assert local.rejected("d1") == "/data/lc/rejected/d1"
+    assert local.retrain_due == "/data/lc/state/retrain-due.json"
+    gcs = Layout("gs://bucket/lc/")
+    assert gcs.raw == "gs://bucket/lc/raw"
+    assert gcs.promoted_pointer == "gs://bucket/lc/models/promoted.json"
+
+
+def test_scene_and_mask_ids_follow_the_deepglobe_names() -> None:
+    assert scene_id_of("gs://b/x/123_sat.jpg") == "123"
+    assert scene_id_of("/x/a_b_sat.TIF") == "a_b"
+    assert scene_id_of("123_mask.png") is None
+    assert mask_id_of("/x/123_mask.png") == "123"
+    assert mask_id_of("/x/123_sat.jpg") is None
+    assert scene_id_of("notes.txt") is None and mask_id_of("notes.txt") is None
+
+
+def test_run_ids_sort_by_time_and_names_are_safe() -> None:
+    early = new_run_id(dt.datetime(2024, 6, 1, 2, 0, tzinfo=dt.UTC), "aaaa")
+    late = new_run_id(dt.datetime(2024, 6, 2, 1, 0, tzinfo=dt.UTC), "0000")
+    assert early == "20240601-020000-aaaa" and early < late
+    assert safe_name("drops/2024 06/01/") == "drops_2024_06_01"
+    assert safe_name("///") == "drop"
+    assert model_version("unet", "v1") == "unet-v1"
+
+
+def test_fingerprint_changes_with_files_sizes_and_options_only() -> None:
+    files = [("1_sat.jpg", 100), ("1_mask.png", 20)]
+    options = {"patch_size": 612, "seed": 0}
+    base = fingerprint(files, options)
+    assert fingerprint(list(reversed(files)), dict(reversed(options.items()))) == base
+    assert fingerprint([("1_sat.jpg", 101), ("1_mask.png", 20)], options) != base
+    assert fingerprint([*files, ("2_sat.jpg", 5)], options) != base
+    assert fingerprint(files, {**options, "patch_size": 256}) != base
+
+
+def test_list_with_sizes_reports_relative_names_and_sizes(tmp_path: Path) -> None:
+    (tmp_path / "a_sat.jpg").write_bytes(b"x" * 7)
+    (tmp_path / "b_mask.png").write_bytes(b"y" * 3)
+    assert list_with_sizes(str(tmp_path)) == [("a_sat.jpg", 7), ("b_mask.png", 3)]
+
+
+def test_list_with_sizes_on_gcs(gcs_root: str) -> None:
+    from pipelines.core import storage
+
+    storage.write_bytes(storage.join(gcs_root, "raw", "1_sat.jpg"), b"abcd")
+    assert list_with_sizes(storage.join(gcs_root, "raw")) == [("1_sat.jpg", 4)]

@@ -1,0 +1,199 @@
+"""The train flow's logic (with fast fakes for the stages) and its pure helpers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows import tasks
+from flows.layout import Layout
+from flows.registry import read_promoted
+from flows.train import best_candidate, labeled_inputs, paired_ids, train, val_scene_ids
+
+
+def test_labeled_inputs_and_pairs() -> None:
+    files = [
+        ("1_sat.jpg", 10),
+        ("1_mask.png", 2),
+        ("2_sat.jpg", 9),
+        ("x.txt", 1),
+        ("3_mask.png", 1),
+    ]
+    assert labeled_inputs(files) == [f for f in files if f[0] != "x.txt"]
+    assert paired_ids([name for name, _ in files]) == ["1"]
+
+
+def test_val_ids_prefer_the_manifest_list() -> None:
+    manifest = {"scene_ids": {"train": ["1"], "val": ["3", "2"]}}
+    assert val_scene_ids(manifest, []) == ["2", "3"]
+
+
+def test_best_candidate_skips_unscored() -> None:
+    candidates = [
+        {"arch": "a", "val_miou": None},
+        {"arch": "b", "val_miou": 0.3},
+        {"arch": "c", "val_miou": 0.5},
+    ]
+    assert best_candidate(candidates) == candidates[2]
+    assert best_candidate([{"arch": "a", "val_miou": None}]) is None
+
+
+class FakeStages:
+    """Stand-ins for the Beam/TF stages: they write what the real ones write, instantly."""
+
+    def __init__(self, scores: dict[str, float], baseline: float | None = None) -> None:
+        self.scores, self.baseline = scores, baseline
+        self.preprocess_calls: list[dict[str, Any]] = []
+        self.fit_calls: list[dict[str, Any]] = []
+        self.predict_calls: list[tuple[str, str, str]] = []
+
+    def preprocess(self, input_uri: str, output_uri: str, **options: Any) -> dict[str, Any]:
+        self.preprocess_calls.append(options)
+        manifest = {"scenes": {"train": 4, "val": 2}, "options": options}
+        Path(output_uri).mkdir(parents=True, exist_ok=True)
+        Path(output_uri, "manifest.json").write_text(json.dumps(manifest))
+        return manifest
+
+    def fit(self, config: dict[str, Any]) -> dict[str, Any]:
+        self.fit_calls.append(config)
+        metadata = {"arch": config["arch"], "val_miou": 0.1, "history": [{}] * config["epochs"]}
+        Path(config["output"]).mkdir(parents=True, exist_ok=True)
+        Path(config["output"], "metadata.json").write_text(json.dumps(metadata))
+        return metadata
+
+    def predict(self, model_uri: str, input_uri: str, output_uri: str, **_: Any) -> dict[str, Any]:
+        self.predict_calls.append((model_uri, input_uri, output_uri))
+        Path(output_uri).mkdir(parents=True, exist_ok=True)
+        return {"predicted": 0, "skipped": 0, "failed": 0, "output": output_uri}
+
+    def evaluate(self, pred_uri: str, truth_uri: str, output_uri: str, **_: Any) -> dict[str, Any]:
+        name = Path(output_uri).name
+        score = self.baseline if name.startswith("promoted-") else self.scores[name]
+        Path(output_uri, "scenes").mkdir(parents=True, exist_ok=True)
+        Path(output_uri, "confusion_matrix.png").write_bytes(b"png")
+        Path(output_uri, "scenes", "1.png").write_bytes(b"png")
+        return {
+            "miou": score,
+            "per_class_iou": {"urban": score, "agriculture": None},
+            "per_class_dice": {"urban": score},
+            "pixel_accuracy": 0.9,
+        }
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name in ("preprocess", "fit", "predict", "evaluate"):
+            monkeypatch.setattr(tasks, name, getattr(self, name))
+
+
+SMALL = {
+    "epochs": 2,
+    "steps_per_epoch": 3,
+    "base_filters": 4,
+    "patch_size": 64,
+    "val_fraction": 0.34,
+}
+
+
+def read_artifact(key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=1
+        )
+    assert found, f"no artifact {key}"
+    return str(found[0].data)
+
+
+def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
+    prefect_harness: None, root_with_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = str(root_with_raw)
+    stages = FakeStages({"unet": 0.42, "resnet50_unet": 0.55})
+    stages.install(monkeypatch)
+
+    result = train(root=root, **SMALL)
+
+    assert len(stages.preprocess_calls) == 1 and result["preprocessed"]
+    assert stages.preprocess_calls[0]["patch_size"] == 64
+    assert [c["arch"] for c in stages.fit_calls] == ["unet", "resnet50_unet"]
+    layout = Layout(root)
+    for config in stages.fit_calls:
+        assert config["data"] == layout.records("default")
+        assert config["output"] == layout.model_dir(config["arch"], result["run"])
+        assert (config["epochs"], config["steps_per_epoch"], config["base_filters"]) == (2, 3, 4)
+    # Val scenes: staged from raw/ with their truths, predicted by both models.
+    assert result["val_scenes"]
+    val_images = Path(result["report"], "val", "images")
+    assert sorted(p.name for p in val_images.iterdir()) == [
+        f"{i}_sat.jpg" for i in result["val_scenes"]
+    ]
+    assert {call[1] for call in stages.predict_calls} == {str(val_images)}
+    pointer = read_promoted(root)
+    assert result["promoted"] and pointer is not None
+    assert pointer["arch"] == "resnet50_unet" and pointer["val_miou"] == pytest.approx(0.55)
+    report = Path(result["report"], "report.md").read_text()
+    assert "| urban | 0.420 | 0.420 | 0.550 | 0.550 |" in report
+    assert "**Promoted** `resnet50_unet-" in report
+    assert "scenes/1.png" in report
+    assert read_artifact("landcover-training-report") == report
+
+    # Same raw/ and options: no preprocessing; the promoted model is re-scored on the same
+    # scenes (0.50 now) and the new unet (0.52) beats it, the new resnet (0.45) does not matter.
+    stages.scores = {"unet": 0.52, "resnet50_unet": 0.45}
+    stages.baseline = 0.50
+    again = train(root=root, **SMALL)
+    assert len(stages.preprocess_calls) == 1 and not again["preprocessed"]
+    assert any("promoted-resnet50_unet-" in call[2] for call in stages.predict_calls)
+    pointer = read_promoted(root)
+    assert again["promoted"] and pointer is not None and pointer["arch"] == "unet"
+    assert pointer["previous"]["val_miou"] == pytest.approx(0.50)
+
+    # Worse than the re-scored promoted model: kept.
+    stages.scores = {"unet": 0.3, "resnet50_unet": 0.35}
+    stages.baseline = 0.52
+    third = train(root=root, archs=("resnet50_unet",), **SMALL)
+    assert not third["promoted"]
+    assert read_promoted(root)["version"] == again["run"]  # type: ignore[index]
+
+    # Different options: the records are rebuilt.
+    train(root=root, **{**SMALL, "patch_size": 32})
+    assert len(stages.preprocess_calls) == 2
+
+
+def test_unknown_training_option_fails_before_any_work(
+    prefect_harness: None, root_with_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stages = FakeStages({})
+    stages.install(monkeypatch)
+    with pytest.raises(ValueError, match="unknown training option"):
+        train(root=str(root_with_raw), train_options={"epochz": 3})
+    assert stages.preprocess_calls == []
+
+
+def test_val_ids_recomputed_match_what_preprocess_wrote(
+    root_with_raw: Path, tmp_path: Path
+) -> None:
+    """The recomputed split equals the scenes preprocessing really put in the val shards."""
+    from pipelines.core.records import RecordFormat, decode_patch, split_files
+    from pipelines.preprocess import run_preprocess
+
+    out = tmp_path / "records"
+    manifest = run_preprocess(
+        str(root_with_raw / "raw"), str(out), patch_size=64, val_fraction=0.34, seed=7
+    )
+    import tensorflow as tf
+
+    fmt = RecordFormat.from_dict(manifest["record_format"])
+    written = {
+        decode_patch(bytes(record.numpy()), fmt)["scene_id"]
+        for path in split_files(str(out), "val")
+        for record in tf.data.TFRecordDataset(path, compression_type=fmt.tf_compression)
+    }
+    names = [p.name for p in (root_with_raw / "raw").iterdir()]
+    assert written and val_scene_ids(manifest, names) == sorted(written)
+    shutil.rmtree(out)
