@@ -279,8 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipelines.synth import write_scenes
 
             source = os.path.join(work, "synthetic")
-            print(f"no real sample at {SAMPLE_DIR}: synthesizing {args.scenes} 2448² scenes")
-            write_scenes(source, min(args.scenes, 4), size=2448, seed=0)
+            distinct = min(args.scenes, 4)
+            print(f"no real sample at {SAMPLE_DIR}: synthesizing {distinct} 2448² scenes")
+            write_scenes(source, distinct, size=2448, seed=0)
         many, one = os.path.join(work, "many"), os.path.join(work, "one")
         pairs = stage_scenes(source, many, args.scenes)
         stage_scenes(source, one, 1)

@@ -593,16 +593,35 @@ def _parser() -> argparse.ArgumentParser:
         "scene and write sharded TFRecords, manifest.json and errors/ under --output. Flags "
         "this parser does not know (--runner, --project, --region, --temp_location, "
         "--direct_num_workers, ...) go to Beam's PipelineOptions.",
+        # An abbreviation of ours must never swallow a Beam flag (or the reverse).
+        allow_abbrev=False,
     )
     parser.add_argument("--input", required=True, help="folder or gs:// prefix of the scenes")
     parser.add_argument("--output", required=True, help="folder or gs:// prefix of the dataset")
-    parser.add_argument("--patch-size", type=int, default=DEFAULT_PATCH_SIZE)
+    parser.add_argument(
+        "--patch-size",
+        type=int,
+        default=DEFAULT_PATCH_SIZE,
+        help="patch side in px (2448 → 16 patches a scene); a side that is not a multiple gets "
+        "one more patch, flush with the edge, overlapping its neighbour",
+    )
     parser.add_argument(
         "--val-fraction", type=float, default=0.1, help="share of scenes held out for val"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
-    parser.add_argument("--codec", choices=CODECS, default=RecordFormat().codec)
-    parser.add_argument("--compression", choices=COMPRESSIONS, default=RecordFormat().compression)
+    parser.add_argument(
+        "--codec",
+        choices=CODECS,
+        default=DEFAULT_FORMAT.codec,
+        help="patch pixels in a record: raw bytes or lossless PNG (default: %(default)s, the "
+        "fastest to write and read; see `landcover bench preprocess --all-formats`)",
+    )
+    parser.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default=DEFAULT_FORMAT.compression,
+        help="file-level compression of the shards (default: %(default)s)",
+    )
     parser.add_argument(
         "--num-shards",
         type=_num_shards,

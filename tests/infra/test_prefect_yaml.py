@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from flows.deployments import DEPLOYMENTS, NIGHTLY_CRON, ROOT_PLACEHOLDER, TIMEZONE, DeploymentSpec
-from tests.infra.conftest import INFRA, REPO
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = REPO / "infra"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,6 @@ def test_yaml_matches_python_definition(prefect_yaml: dict, spec: DeploymentSpec
     deployed = by_entrypoint(prefect_yaml)[spec.entrypoint]
     assert deployed["name"] == spec.name
     assert " ".join(deployed["description"].split()) == spec.description
-    assert deployed.get("parameters") or {} == spec.parameters
     assert (deployed.get("parameters") or {}) == spec.parameters
     assert deployed["work_pool"]["name"] == spec.work_pool
     assert tuple(deployed.get("tags") or ()) == spec.tags

@@ -504,3 +504,27 @@ def test_real_deepglobe_scenes(deepglobe_sample: Path, tmp_path: Path) -> None:
     assert {(y, x) for scene, y, x in seen if scene == ids[0]} == {
         (y, x) for y in (0, 612, 1224, 1836) for x in (0, 612, 1224, 1836)
     }
+
+
+@pytest.mark.slow
+def test_bench_reports_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipelines import bench_preprocess
+
+    synth.write_scenes(str(tmp_path / "raw"), 2, size=96, seed=0)
+    argv = ["--input", str(tmp_path / "raw"), "--scenes", "3", "--patch-size", "48"]
+    assert bench_preprocess.main([*argv, "--repeats", "1", "--all-formats"]) == 0
+    printed = capsys.readouterr().out
+    assert "decode-only" in printed
+    rows = [
+        line
+        for line in printed.splitlines()
+        if line.startswith("| raw/") or line.startswith("| png/")
+    ]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "raw/none",
+        "raw/gzip",
+        "png/none",
+        "png/gzip",
+    ]
+    # raw: 48*48*3 + 48*48 payload bytes and a few bytes of record framing per patch
+    assert rows[0].split("|")[6].strip() == "0.009"
