@@ -18,8 +18,6 @@ from pipelines.core.palette import decode_mask
 # Training input and inference both call normalize_image, so a model never sees pixels scaled
 # one way in training and another in production.
 PIXEL_SCALE: float = 1.0 / 255.0
-# DeepGlobe scenes are 2448² (6 Mpx); allow large GeoTIFF-sized scenes but not decompression bombs.
-Image.MAX_IMAGE_PIXELS = 40_000 * 40_000
 
 
 def _open_rgb(data: bytes, uri: str) -> np.ndarray:
@@ -34,6 +32,10 @@ def _open_rgb(data: bytes, uri: str) -> np.ndarray:
         raise BadInputError(
             uri, "not an image PIL can identify (corrupt or wrong format)"
         ) from None
+    # PIL's own guard (~179 Mpx, 30x a DeepGlobe scene) stays on: beyond it a scene's class
+    # probabilities alone would not fit in a worker's memory.
+    except Image.DecompressionBombError as exc:
+        raise BadInputError(uri, f"image too large to decode safely: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated / corrupt streams
         raise BadInputError(uri, f"cannot decode image: {exc}") from None
 
