@@ -112,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="landcover bench input",
         description="patches/s of the tf.data training input vs a seed-style PIL + NumPy loader",
     )
-    parser.add_argument("--scenes-dir", help="scenes ({id}_sat.jpg + {id}_mask.png); default: synth")
+    parser.add_argument(
+        "--scenes-dir", help="scenes ({id}_sat.jpg + {id}_mask.png); default: synth"
+    )
     parser.add_argument("--records", help="records of those scenes; default: preprocess them")
     parser.add_argument("--scenes", type=int, default=4, help="synthetic scenes to write")
     parser.add_argument("--scene-size", type=int, default=2448)
@@ -141,9 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             records_uri = os.path.join(tmp, "records")
             print(f"preprocessing into {args.patch_size}px patches…", flush=True)
             run_preprocess(scenes_uri, records_uri, patch_size=args.patch_size, val_fraction=0.0)
-        fast, patch = bench_tf_data(records_uri, args.batch_size, args.batches, augment=args.augment)
+        fast, patch = bench_tf_data(
+            records_uri, args.batch_size, args.batches, augment=args.augment
+        )
         slow = bench_seed_style(scenes_uri, patch, args.batch_size, args.seed_batches)
-    print(f"tf.data input:     {fast:8.1f} patches/s  ({args.batches} batches of {args.batch_size})")
+    print(
+        f"tf.data input:     {fast:8.1f} patches/s  ({args.batches} batches of {args.batch_size})"
+    )
     print(f"seed-style loader: {slow:8.1f} patches/s  ({args.seed_batches} batches)")
     print(f"speed-up: {fast / slow:.1f}x (target >= 10x), {patch}px patches, {os.cpu_count()} CPUs")
     result = {

@@ -59,7 +59,9 @@ def bench_arch(
     optimizer.build(model.trainable_variables)
     rng = np.random.default_rng(seed)
     images = rng.random((batch_size, size, size, 3), dtype=np.float32)
-    masks = np.eye(NUM_CLASSES, dtype=np.float32)[rng.integers(0, NUM_CLASSES, (batch_size, size, size))]
+    masks = np.eye(NUM_CLASSES, dtype=np.float32)[
+        rng.integers(0, NUM_CLASSES, (batch_size, size, size))
+    ]
     iterator = iter(tf.data.Dataset.from_tensors((images, masks)).repeat())
     step = make_train_step(strategy, model, optimizer, DiceSpec(), jit_compile=jit)
     started = time.perf_counter()

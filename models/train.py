@@ -140,7 +140,9 @@ class TrainConfig:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.freeze_encoder_epochs < 0:
-            raise ValueError(f"freeze_encoder_epochs must be >= 0, got {self.freeze_encoder_epochs}")
+            raise ValueError(
+                f"freeze_encoder_epochs must be >= 0, got {self.freeze_encoder_epochs}"
+            )
         if self.jit and self.deterministic:
             raise ValueError(
                 "--jit and --deterministic cannot be combined: XLA has no deterministic "
@@ -401,7 +403,9 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         manifest=manifest,
     )
     jit = config.jit
-    if jit and replicas > 1 and strategy_name != "tpu":
+    if jit and strategy_name == "tpu":
+        jit = False  # TPU steps are XLA-compiled anyway
+    elif jit and replicas > 1:
         LOG.warning("--jit compiles single-replica steps only; ignored with %d replicas", replicas)
         jit = False
     LOG.info(
@@ -414,9 +418,14 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         "" if run.is_chief else " (not the chief: outputs go to temporary folders)",
     )
 
-    with _dtype_policy(config.mixed_precision), strategy.scope():
+    with contextlib.ExitStack() as stack:
+        encoder_weights = config.encoder_weights
+        if storage.is_remote(encoder_weights):  # Keras reads local weights files only
+            encoder_weights = stack.enter_context(storage.local_copy(encoder_weights))
+        stack.enter_context(_dtype_policy(config.mixed_precision))
+        stack.enter_context(strategy.scope())
         model = architectures.build_model(
-            config.arch, base_filters=config.base_filters, encoder_weights=config.encoder_weights
+            config.arch, base_filters=config.base_filters, encoder_weights=encoder_weights
         )
         optimizer = _make_optimizer(config)
         optimizer.build(model.trainable_variables)  # all of them, before any freeze

@@ -81,7 +81,8 @@ TWO_REPLICAS = textwrap.dedent(
             optimizer.build(model.trainable_variables)
         dataset = tf.data.Dataset.from_tensors((images, masks)).repeat()
         iterator = iter(strategy.experimental_distribute_dataset(dataset))
-        loss = float(make_train_step(strategy, model, optimizer, DiceSpec(ignore_unknown=True))(iterator))
+        step = make_train_step(strategy, model, optimizer, DiceSpec(ignore_unknown=True))
+        loss = float(step(iterator))
         return loss, [v.numpy() for v in model.trainable_variables]
 
     loss1, weights1 = one_step(tf.distribute.get_strategy())
@@ -109,7 +110,9 @@ def records_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """2 scenes → 4 train patches in 2 shards, so each worker reads its own shard (FILE)."""
     root = tmp_path_factory.mktemp("mw-data")
     raw, out = str(root / "raw"), str(root / "records")
-    assert cli.main(["synth", "--output", raw, "--scenes", "2", "--size", "128", "--seed", "1"]) == 0
+    assert (
+        cli.main(["synth", "--output", raw, "--scenes", "2", "--size", "128", "--seed", "1"]) == 0
+    )
     argv = ["preprocess", "--input", raw, "--output", out, "--patch-size", "64"]
     assert cli.main([*argv, "--val-fraction", "0.5", "--num-shards", "2"]) == 0
     assert len(list(Path(out).glob("train-*"))) == 2
@@ -126,12 +129,23 @@ def test_two_workers_train_identically_and_only_the_chief_writes(
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     argv = ["--data", records_uri, "--output", str(output), "--arch", "unet", "--base-filters"]
     argv += ["4", "--batch-size", "2", "--epochs", "1", "--steps-per-epoch", "3"]
-    argv += ["--checkpoint-every", "2", "--log-every", "1", "--strategy", "auto", "--val-steps", "1"]
+    argv += [
+        "--checkpoint-every",
+        "2",
+        "--log-every",
+        "1",
+        "--strategy",
+        "auto",
+        "--val-steps",
+        "1",
+    ]
     processes = []
     for index in range(2):
         env = {
             **os.environ,
-            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
         }
         command = [
             sys.executable,
@@ -141,7 +155,9 @@ def test_two_workers_train_identically_and_only_the_chief_writes(
             *argv,
         ]
         log = open(tmp_path / f"worker{index}.log", "w")  # noqa: SIM115 (closed below)
-        processes.append((subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log), log))
+        processes.append(
+            (subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log), log)
+        )
     try:
         codes = [process.wait(timeout=TIMEOUT_S) for process, _ in processes]
     finally:

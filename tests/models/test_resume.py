@@ -24,7 +24,9 @@ TIMEOUT_S = 300
 def records_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = tmp_path_factory.mktemp("resume-data")
     raw, out = str(root / "raw"), str(root / "records")
-    assert cli.main(["synth", "--output", raw, "--scenes", "2", "--size", "256", "--seed", "2"]) == 0
+    assert (
+        cli.main(["synth", "--output", raw, "--scenes", "2", "--size", "256", "--seed", "2"]) == 0
+    )
     argv = ["preprocess", "--input", raw, "--output", out, "--patch-size", "128"]
     assert cli.main([*argv, "--val-fraction", "0.5"]) == 0
     return out

@@ -63,14 +63,10 @@ def records_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """
     root = tmp_path_factory.mktemp("train-data")
     raw, out = str(root / "raw"), str(root / "records")
-    assert cli.main(["synth", "--output", raw, "--scenes", "2", "--size", "128", "--seed", "1"]) == 0
-    assert (
-        cli.main(
-            ["preprocess", "--input", raw, "--output", out, "--patch-size", "64"]
-            + ["--val-fraction", "0.5", "--seed", "0"]
-        )
-        == 0
-    )
+    synth = ["synth", "--output", raw, "--scenes", "2", "--size", "128", "--seed", "1"]
+    assert cli.main(synth) == 0
+    preprocess = ["preprocess", "--input", raw, "--output", out, "--patch-size", "64"]
+    assert cli.main([*preprocess, "--val-fraction", "0.5", "--seed", "0"]) == 0
     manifest = json.loads(Path(out, "manifest.json").read_text())
     assert manifest["patches"] == {"train": 4, "val": 4}
     return out
@@ -107,7 +103,7 @@ def test_unet_end_to_end_from_the_command_line(records_uri: str, tmp_path: Path)
     assert cli.main(argv) == 0
 
     metadata = json.loads((output / "metadata.json").read_text())
-    assert METADATA_KEYS <= set(metadata)
+    assert set(metadata) >= METADATA_KEYS
     assert metadata["arch"] == "unet" and metadata["version"] == "unet"
     assert metadata["options"]["base_filters"] == 4
     assert metadata["data_manifest"]["patches"] == {"train": 4, "val": 4}
@@ -246,7 +242,9 @@ def test_step_dice_equals_the_shared_dice_loss() -> None:
                 expected, rel=1e-6
             )
             # The validation path (host-side sums) agrees too.
-            intersection, total = (t.numpy().astype(np.float64) for t in dice_sums(y_true, y_pred, ignore))
+            intersection, total = (
+                t.numpy().astype(np.float64) for t in dice_sums(y_true, y_pred, ignore)
+            )
             assert 1.0 - dice_from_sums(intersection, total, smooth) == pytest.approx(
                 expected, rel=1e-5
             )
@@ -268,17 +266,18 @@ def test_batchnorm_statistics_are_found_in_nested_models() -> None:
     model = build_model("unet", base_filters=2)
     names = {v.path.rsplit("/", 1)[-1] for v in batchnorm_statistics(model)}
     assert names == {"moving_mean", "moving_variance"}
-    batchnorms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    batchnorms = [
+        layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert len(batchnorm_statistics(model)) == 2 * len(batchnorms)
 
 
 def test_config_and_cli_options() -> None:
     assert set(ARCHS) == set(__import__("models.architectures").architectures.ARCHITECTURES)
-    config = config_from_args(
-        ["--data", "d", "--output", "o", "--arch", "resnet50_unet", "--batch-size", "2"]
-        + ["--strategy", "mirrored", "--mixed-precision", "--jit", "--encoder-weights"]
-        + ["imagenet", "--freeze-encoder-epochs", "1", "--val-steps", "3", "--crop-size", "256"]
-    )
+    argv = ["--data", "d", "--output", "o", "--arch", "resnet50_unet", "--batch-size", "2"]
+    argv += ["--strategy", "mirrored", "--mixed-precision", "--jit", "--encoder-weights"]
+    argv += ["imagenet", "--freeze-encoder-epochs", "1", "--val-steps", "3", "--crop-size", "256"]
+    config = config_from_args(argv)
     assert (config.batch_size, config.strategy, config.mixed_precision, config.jit) == (
         2,
         "mirrored",
@@ -311,8 +310,11 @@ def test_xla_compiled_step_trains() -> None:
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
-        [keras.Input((None, None, 3)), keras.layers.Conv2D(NUM_CLASSES, 3, padding="same")]
-        + [keras.layers.Softmax()]
+        [
+            keras.Input((None, None, 3)),
+            keras.layers.Conv2D(NUM_CLASSES, 3, padding="same"),
+            keras.layers.Softmax(),
+        ]
     )
     optimizer = keras.optimizers.Adam(0.05)
     optimizer.build(model.trainable_variables)

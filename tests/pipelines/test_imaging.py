@@ -63,3 +63,12 @@ def test_png_round_trip_and_normalisation() -> None:
     assert np.array_equal(decode_png(encode_png(image, 1)), image)
     scaled = normalize_image(np.array([0, 255], np.uint8))
     assert scaled.dtype == np.float32 and scaled.tolist() == [0.0, 1.0]
+
+
+def test_decompression_bomb_is_bad_input_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PIL raises beyond 2x MAX_IMAGE_PIXELS; that must be a per-file error like any other."""
+    data = _encode(np.zeros((40, 40, 3), np.uint8), "PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 px > 2 x 100
+    with pytest.raises(BadInputError, match="too large") as info:
+        decode_image_bytes(data, "gs://b/huge_sat.png")
+    assert info.value.uri == "gs://b/huge_sat.png"
