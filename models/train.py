@@ -509,7 +509,9 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         sync_batchnorm()
         metadata = _metadata(run, int(step_var.numpy()), time.monotonic() - started)
         metadata["optimizer_iterations"] = int(optimizer.iterations.numpy())
-        _save_outputs(run, model, metadata)
+        _save_outputs(
+            run, _float32_model(model, config) if config.mixed_precision else model, metadata
+        )
     finally:
         writer.close()
         if not run.is_chief:
@@ -648,6 +650,22 @@ def _metadata(run: _Run, step: int, wall_time_s: float) -> dict[str, Any]:
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_time_s": round(wall_time_s, 3),
     }
+
+
+def _float32_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The trained weights in a float32 copy of the model, to save.
+
+    A model built under ``mixed_float16`` saves that policy in every layer's config, so whoever
+    loads ``model.keras`` (inference, on CPUs without fast float16) would compute in float16.
+    The policy is a training choice: the variables are float32 either way, so they copy over.
+    """
+    from models import architectures
+
+    exported = architectures.build_model(
+        config.arch, base_filters=config.base_filters, encoder_weights="none"
+    )
+    exported.set_weights(model.get_weights())
+    return exported
 
 
 def _save_outputs(run: _Run, model: keras.Model, metadata: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ non-finite stop, and model + metadata on gs:// (the emulator)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import keras
@@ -335,4 +334,57 @@ def test_mixed_precision_step_runs(records_uri: str, tmp_path: Path) -> None:
     metadata = train(config)
     assert keras.config.dtype_policy().name == previous  # the global policy is put back
     assert np.isfinite(metadata["history"][0]["train_loss"])
-    assert os.path.exists(tmp_path / "mp" / "model.keras")
+    from models.architectures import load_model
+
+    # Mixed precision is a training choice: the saved model computes in float32.
+    model = load_model(str(tmp_path / "mp" / "model.keras"))
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+
+
+def test_encoder_frozen_for_the_first_epochs_then_trained(
+    records_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The freeze schedule, on a tiny stand-in for resnet50_unet (same nested encoder name)."""
+    from models import architectures
+    from models import train as train_module
+
+    built: list[keras.Model] = []
+
+    def encoder_weights() -> list[np.ndarray]:
+        return [w.numpy() for w in built[0].get_layer(architectures.ENCODER_NAME).weights]
+
+    def tiny_encoder_model(name: str, **_: object) -> keras.Model:
+        inner = keras.Input((None, None, 3))
+        conv = keras.layers.Conv2D(4, 3, padding="same")(inner)
+        encoder = keras.Model(inner, conv, name=architectures.ENCODER_NAME)
+        image = keras.Input((None, None, 3))
+        features = keras.layers.BatchNormalization()(encoder(image))
+        outputs = keras.layers.Conv2D(NUM_CLASSES, 1, activation="softmax")(features)
+        built.append(keras.Model(image, outputs, name=name))
+        snapshots.append(encoder_weights())  # the initial weights
+        return built[-1]
+
+    snapshots: list[list[np.ndarray]] = []
+    train_epoch = train_module._train_epoch
+
+    def train_epoch_and_snapshot(*args, **kwargs):  # type: ignore[no-untyped-def]
+        entry = train_epoch(*args, **kwargs)
+        snapshots.append(encoder_weights())
+        return entry
+
+    monkeypatch.setattr(architectures, "build_model", tiny_encoder_model)
+    monkeypatch.setattr(train_module, "_train_epoch", train_epoch_and_snapshot)
+    config = tiny(records_uri, str(tmp_path / "freeze"), "resnet50_unet", epochs=2)
+    config.steps_per_epoch, config.freeze_encoder_epochs, config.learning_rate = 3, 1, 0.05
+    metadata = train(config)
+
+    assert [h["encoder_trainable"] for h in metadata["history"]] == [False, True]
+    initial, after_first, after_second = snapshots
+    for before, frozen in zip(initial, after_first, strict=True):
+        np.testing.assert_array_equal(before, frozen)  # epoch 1: the encoder is untouched
+    assert any(not np.array_equal(a, b) for a, b in zip(after_first, after_second, strict=True))
+    # The saved model is left trainable, whatever the schedule ended with.
+    from models.architectures import load_model
+
+    reloaded = load_model(str(tmp_path / "freeze" / "model.keras"))
+    assert reloaded.get_layer(architectures.ENCODER_NAME).trainable
