@@ -110,6 +110,7 @@ class SceneStats:
     split: str
     patches: int
     class_pixels: tuple[int, ...]  # palette order, over the scene's pixels (each pixel once)
+    scene_id: str
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,8 @@ class SplitPlanFn(beam.CombineFn):
 
 def _empty_totals() -> dict[str, dict[str, Any]]:
     return {
-        split: {"scenes": 0, "patches": 0, "class_pixels": [0] * NUM_CLASSES} for split in SPLITS
+        split: {"scenes": 0, "patches": 0, "class_pixels": [0] * NUM_CLASSES, "scene_ids": []}
+        for split in SPLITS
     }
 
 
@@ -261,6 +263,7 @@ class SumStatsFn(beam.CombineFn):
     def add_input(self, acc: dict[str, dict[str, Any]], stats: SceneStats) -> Any:
         total = acc[stats.split]
         total["scenes"] += 1
+        total["scene_ids"].append(stats.scene_id)
         total["patches"] += stats.patches
         total["class_pixels"] = [
             a + b for a, b in zip(total["class_pixels"], stats.class_pixels, strict=True)
@@ -271,7 +274,7 @@ class SumStatsFn(beam.CombineFn):
         result = _empty_totals()
         for acc in accumulators:
             for split in SPLITS:
-                for key in ("scenes", "patches"):
+                for key in ("scenes", "patches", "scene_ids"):
                     result[split][key] += acc[split][key]
                 result[split]["class_pixels"] = [
                     a + b
@@ -313,7 +316,7 @@ class ProcessSceneFn(beam.DoFn):
             yield TaggedOutput(split, record)
         self.scenes_ok.inc()
         self.patches.inc(count)
-        yield TaggedOutput(STATS, SceneStats(split, count, class_pixels(class_ids)))
+        yield TaggedOutput(STATS, SceneStats(split, count, class_pixels(class_ids), pair.scene_id))
 
 
 class PairScenes(beam.PTransform):
@@ -410,6 +413,9 @@ def build_manifest(
         "patch_size": options.patch_size,
         "scenes": {s: totals[s]["scenes"] for s in SPLITS},
         "patches": {s: totals[s]["patches"] for s in SPLITS},
+        # Which scenes were written to which split: evaluation of a trained model reads the val
+        # scenes from here, so it never re-derives a split that bad input may have changed.
+        "scene_ids": {s: sorted(totals[s].get("scene_ids", [])) for s in SPLITS},
         # Over scene pixels, each pixel once: overlapping edge patches are not counted twice.
         "class_pixels": named(overall),
         "class_pixels_by_split": {s: named(totals[s]["class_pixels"]) for s in SPLITS},

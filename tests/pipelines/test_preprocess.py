@@ -264,7 +264,9 @@ def test_scenes_to_patches(tmp_path: Path, test_pipeline) -> None:  # type: igno
 
     def stats(scene_id: str) -> SceneStats:
         counts = np.bincount(scenes[scene_id][1].ravel(), minlength=7)
-        return SceneStats(split[scene_id], len(crops(scene_id)), tuple(int(c) for c in counts))
+        return SceneStats(
+            split[scene_id], len(crops(scene_id)), tuple(int(c) for c in counts), scene_id
+        )
 
     with test_pipeline() as p:
         out = p | beam.Create(pairs) | ScenesToPatches(8, 0.5, 0, RecordFormat())
@@ -334,6 +336,10 @@ def test_bad_input_is_reported_and_every_good_scene_written(tmp_path: Path) -> N
     assert manifest["errors"] == len(expected_errors) == 7
     assert sum(manifest["scenes"].values()) == 3 and min(manifest["scenes"].values()) >= 1
     assert manifest["patches"] == {s: 4 * n for s, n in manifest["scenes"].items()}
+    # Only good scenes, each in exactly one split, as many as the split counts say.
+    listed = manifest["scene_ids"]["train"] + manifest["scene_ids"]["val"]
+    assert sorted(listed) == sorted(good)
+    assert {s: len(ids) for s, ids in manifest["scene_ids"].items()} == manifest["scenes"]
     masks = [(raw / f"{i}_mask.png").read_bytes() for i in good]
     assert manifest["class_pixels"] == independent_counts(masks)
     assert sum(manifest["class_pixels"].values()) == 3 * 128 * 128
