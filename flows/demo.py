@@ -45,26 +45,29 @@ class DemoConfig:
     epochs: int
     steps_per_epoch: int
     batch_size: int
+    crop_size: int | None
     base_filters: int
     learning_rate: float
     tile: int
     overlap: int
 
 
-# Chosen so that both models learn visibly in a few CPU minutes (2 cores): 512² scenes give
-# 4 patches of 256² each; the synthetic classes differ by colour and texture, which a small
-# U-Net picks up within a few hundred patches.
+# Chosen so that the models learn visibly in a few CPU minutes (2 cores): 512² scenes give
+# 4 patches of 256² each, trained on random 128² crops (4x cheaper steps, textures intact).
+# Measured here: unet reaches val mIoU ~0.9 in 200 steps (~75 s); resnet50_unet, from
+# scratch, ~0.3 (~165 s), so the demo also shows the better model being promoted.
 FULL = DemoConfig(
     labeled=16,
     unlabeled=4,
     size=512,
     patch_size=256,
     val_fraction=0.2,
-    epochs=6,
-    steps_per_epoch=16,
-    batch_size=4,
+    epochs=8,
+    steps_per_epoch=25,
+    batch_size=8,
+    crop_size=128,
     base_filters=16,
-    learning_rate=3e-3,
+    learning_rate=1e-3,
     tile=256,
     overlap=32,
 )
@@ -77,6 +80,7 @@ QUICK = DemoConfig(
     epochs=1,
     steps_per_epoch=3,
     batch_size=2,
+    crop_size=None,
     base_filters=4,
     learning_rate=1e-3,
     tile=96,
@@ -96,7 +100,7 @@ def isolate_prefect(home: Path) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Training and Beam progress lines reach the console (and the Prefect UI) with the flows'.
-    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "landcover,pipelines,models")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "landcover")
 
 
 def step(number: int, total: int, text: str) -> float:
@@ -188,20 +192,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     done(t)
 
     t = step(2, total, "train flow: preprocess → train unet + resnet50_unet → evaluate → promote")
-    common = {
-        "root": str(root),
-        "epochs": config.epochs,
-        "steps_per_epoch": config.steps_per_epoch,
-        "batch_size": config.batch_size,
-        "learning_rate": config.learning_rate,
-        "patch_size": config.patch_size,
-        "val_fraction": config.val_fraction,
-        "tile": config.tile,
-        "overlap": config.overlap,
-        "base_filters": config.base_filters,
-        "beam_args": [],
-    }
-    train_result = train(**common)
+    train_result = train(
+        root=str(root),
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        patch_size=config.patch_size,
+        val_fraction=config.val_fraction,
+        tile=config.tile,
+        overlap=config.overlap,
+        base_filters=config.base_filters,
+        crop_size=config.crop_size,
+        beam_args=[],  # DirectRunner here, whatever $LANDCOVER_BEAM_ARGS says
+    )
     done(t)
 
     t = step(3, total, f"synthesizing {config.unlabeled} unlabeled scenes into {layout.incoming}")
@@ -226,7 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     holdout_metrics: dict[str, Any] = {}
     if inference.get("output"):
         holdout_metrics = tasks.evaluate.fn(
-            inference["output"], str(holdout), report, images_uri=str(holdout)
+            inference["output"],
+            str(holdout),
+            report,
+            images_uri=str(holdout),
+            labels=(str(inference["model_version"]),),
         )
     done(t)
 

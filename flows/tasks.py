@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shlex
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from flows.retries import storage_retry_options
 from pipelines.core import storage
 
 BEAM_ARGS_ENV = "LANDCOVER_BEAM_ARGS"
+# models.train logs its progress here; PREFECT_LOGGING_EXTRA_LOGGERS=landcover ships it to the UI.
+TRAIN_LOGGER = "landcover"
 _IO = {**storage_retry_options(), "cache_policy": NO_CACHE}
 
 
@@ -173,6 +176,9 @@ def fit(config: dict[str, Any]) -> dict[str, Any]:
     from models.train import TrainConfig, train
 
     check_train_options(config)
+    progress = logging.getLogger(TRAIN_LOGGER)
+    if progress.level == logging.NOTSET:  # show the per-step / per-epoch lines in the run's log
+        progress.setLevel(logging.INFO)
     return train(TrainConfig(**config))
 
 

@@ -8,9 +8,8 @@ raw/ ─ preprocess (skipped when records for the same inputs and options exist)
      ─ promote the best if it beats the promoted model ─ markdown artifact + reports/<run>/report.md
 ```
 
-The val scenes are the scenes preprocessing put in the val split. The manifest does not list
-them, so :func:`val_scene_ids` recomputes them with preprocessing's own split rule (a pure
-function of scene id, seed and val fraction) over the paired scenes in ``raw/``.
+The val scenes are the scenes preprocessing wrote to the val split, read from the manifest's
+``scene_ids``; the flow never re-derives the split, which bad input could have changed.
 """
 
 from __future__ import annotations
@@ -35,11 +34,14 @@ from flows.layout import (
 from flows.registry import promote_if_better, read_promoted
 from flows.report import training_report
 from pipelines.core import storage
+from pipelines.core.records import RecordFormat
 
 DEFAULT_ARCHS: tuple[str, ...] = ("unet", "resnet50_unet")
 TRAIN_IMAGE_SUFFIX = "_sat.jpg"  # what preprocessing pairs with {id}_mask.png
 ARTIFACT_KEY = "landcover-training-report"
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+DEFAULT_RECORD_FORMAT = RecordFormat()  # the measured default (README, bench preprocess)
 
 
 # ---- pure helpers ----------------------------------------------------------------------------
@@ -57,26 +59,15 @@ def paired_ids(names: Sequence[str]) -> list[str]:
     return sorted(i for i in images & masks if i)
 
 
-def val_scene_ids(manifest: dict[str, Any], names: Sequence[str]) -> list[str]:
-    """The scene ids preprocessing put in the val split.
-
-    Uses per-scene lists from the manifest when it has them, else recomputes the split with
-    preprocessing's own functions (its ``SplitPlanFn`` and ``assign_split``) over the paired ids.
-    """
+def val_scene_ids(manifest: dict[str, Any]) -> list[str]:
+    """The scene ids preprocessing wrote to the val split, as its manifest lists them."""
     listed = (manifest.get("scene_ids") or {}).get("val")
-    if listed is not None:
-        return sorted(listed)
-    from pipelines.preprocess import VAL, SplitPlanFn, assign_split
-
-    options = manifest.get("options") or {}
-    seed, val_fraction = int(options.get("seed", 0)), float(options.get("val_fraction", 0.1))
-    ids = paired_ids(names)
-    plan_fn = SplitPlanFn(seed, val_fraction)
-    acc = plan_fn.create_accumulator()
-    for scene_id in ids:
-        acc = plan_fn.add_input(acc, scene_id)
-    plan = plan_fn.extract_output(acc)
-    return [scene_id for scene_id in ids if assign_split(scene_id, plan) == VAL]
+    if listed is None:
+        raise ValueError(
+            "the records' manifest.json lists no scene_ids (written by an older preprocess): "
+            "re-run preprocess on the same input"
+        )
+    return sorted(listed)
 
 
 def preprocess_options(
@@ -238,8 +229,8 @@ def train(
     patch_size: int = 612,
     val_fraction: float = 0.1,
     seed: int = 0,
-    codec: str = "png",
-    compression: str = "none",
+    codec: str = DEFAULT_RECORD_FORMAT.codec,
+    compression: str = DEFAULT_RECORD_FORMAT.compression,
     train_options: dict[str, Any] | None = None,
     tile: int = 612,
     overlap: int = 64,
@@ -288,8 +279,7 @@ def train(
     }
     metadata = train_all(configs, train_deployment)
 
-    names = [name for name, _ in tasks.list_files(layout.raw)]
-    val_ids = val_scene_ids(manifest, names)
+    val_ids = val_scene_ids(manifest)
     predict_kw = {
         "tile": tile,
         "overlap": overlap,

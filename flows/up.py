@@ -65,6 +65,8 @@ def child_env(home: Path, api_url: str | None = None) -> dict[str, str]:
             "DO_NOT_TRACK": "1",
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             "PYTHONWARNINGS": env.get("PYTHONWARNINGS", "ignore::FutureWarning"),
+            # Training progress (the `landcover` logger) in the flow runs' logs and the UI.
+            "PREFECT_LOGGING_EXTRA_LOGGERS": env.get("PREFECT_LOGGING_EXTRA_LOGGERS", "landcover"),
         }
     )
     if api_url:

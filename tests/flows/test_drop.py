@@ -13,6 +13,7 @@ from prefect import flow
 from flows import drop as drop_module
 from flows.drop import error_lines, imagery_drop, plan_drop
 from flows.events import DROP_MARKER, RECEIPT_NAME
+from flows.layout import safe_name
 
 
 def test_plan_sorts_pairs_images_and_invalid_files() -> None:
@@ -129,3 +130,27 @@ def test_drop_flow_trains_as_a_subflow_without_a_deployment(
     assert calls == [{"epochs": 1, "root": str(root)}]
     assert result["training"] == {"action": "subflow", "run": "r1", "promoted": True}
     assert "inference" not in result
+
+
+def test_drop_from_a_gcs_bucket_into_a_gcs_root(
+    prefect_harness: None, gcs_emulator: str, gcs_root: str, tiny_scenes: Path
+) -> None:
+    """bucket + prefix name a real bucket (the emulator); every file moves through gs://."""
+    from pipelines.core import storage
+
+    prefix = f"{gcs_root.split('/', 3)[3]}/drops/2024-06-01"
+    drop = f"gs://{gcs_emulator}/{prefix}"
+    image = sorted(tiny_scenes.glob("*_sat.jpg"))[0]
+    storage.upload_file(str(image), storage.join(drop, image.name))
+    storage.write_bytes(storage.join(drop, "broken_sat.jpg"), b"not a jpeg")
+    storage.write_bytes(storage.join(drop, DROP_MARKER), b"")
+    root = storage.join(gcs_root, "root")
+
+    result = imagery_drop(bucket=gcs_emulator, prefix=prefix, root=root, predict=False)
+
+    assert result["drop"] == drop and result["unlabeled"] == [image.name[: -len("_sat.jpg")]]
+    assert storage.exists(storage.join(root, "incoming", image.name))
+    rejected = storage.join(root, "rejected", safe_name(prefix))
+    assert storage.exists(storage.join(rejected, "broken_sat.jpg"))
+    assert storage.exists(storage.join(rejected, "errors.jsonl"))
+    assert [storage.basename(u) for u in storage.list_files(drop)] == [RECEIPT_NAME]

@@ -45,10 +45,11 @@ def test_train_then_drop_then_nightly_inference(
     root = str(root_with_raw)
     layout = Layout(root)
 
-    result = train(root=root, **TINY)
+    # One architecture keeps this test short; the demo test trains both.
+    result = train(root=root, archs=("unet",), **TINY)
 
     assert result["preprocessed"] and result["val_scenes"]
-    for arch in ("unet", "resnet50_unet"):
+    for arch in ("unet",):
         model_dir = Path(layout.model_dir(arch, result["run"]))
         assert (model_dir / "model.keras").is_file()
         metadata = json.loads((model_dir / "metadata.json").read_text())

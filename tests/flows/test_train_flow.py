@@ -29,7 +29,9 @@ def test_labeled_inputs_and_pairs() -> None:
 
 def test_val_ids_prefer_the_manifest_list() -> None:
     manifest = {"scene_ids": {"train": ["1"], "val": ["3", "2"]}}
-    assert val_scene_ids(manifest, []) == ["2", "3"]
+    assert val_scene_ids(manifest) == ["2", "3"]
+    with pytest.raises(ValueError, match="re-run preprocess"):
+        val_scene_ids({"scenes": {"train": 1, "val": 1}})
 
 
 def test_best_candidate_skips_unscored() -> None:
@@ -53,7 +55,13 @@ class FakeStages:
 
     def preprocess(self, input_uri: str, output_uri: str, **options: Any) -> dict[str, Any]:
         self.preprocess_calls.append(options)
-        manifest = {"scenes": {"train": 4, "val": 2}, "options": options}
+        ids = paired_ids([p.name for p in Path(input_uri).iterdir()])
+        val, train_ids = ids[-2:], ids[:-2]  # like preprocess, list which scenes went where
+        manifest = {
+            "scenes": {"train": len(train_ids), "val": len(val)},
+            "scene_ids": {"train": train_ids, "val": val},
+            "options": options,
+        }
         Path(output_uri).mkdir(parents=True, exist_ok=True)
         Path(output_uri, "manifest.json").write_text(json.dumps(manifest))
         return manifest
@@ -100,10 +108,13 @@ SMALL = {
 def read_artifact(key: str) -> str:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
-    with get_client(sync_client=True) as client:
+    with get_client(sync_client=True) as client:  # the latest version of the keyed artifact
         found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=1
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
         )
     assert found, f"no artifact {key}"
     return str(found[0].data)
@@ -194,6 +205,41 @@ def test_val_ids_recomputed_match_what_preprocess_wrote(
         for path in split_files(str(out), "val")
         for record in tf.data.TFRecordDataset(path, compression_type=fmt.tf_compression)
     }
-    names = [p.name for p in (root_with_raw / "raw").iterdir()]
-    assert written and val_scene_ids(manifest, names) == sorted(written)
+    assert written and val_scene_ids(manifest) == sorted(written)
     shutil.rmtree(out)
+
+
+def test_deployed_training_starts_one_run_per_arch_and_reads_their_metadata(
+    prefect_harness: None, root_with_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``train_deployment`` each arch becomes a deployment run (e.g. on a GPU pool)."""
+    import flows.train as train_module
+
+    stages = FakeStages({"unet": 0.4, "resnet50_unet": 0.3})
+    stages.install(monkeypatch)
+    started: list[tuple[str, dict[str, Any]]] = []
+
+    def start_deployment(name: str, parameters: dict[str, Any]) -> str:
+        started.append((name, parameters))
+        stages.fit({**parameters["config"], "arch": parameters["arch"]})  # the remote run
+        return f"run-{parameters['arch']}"
+
+    monkeypatch.setattr(tasks, "start_deployment", start_deployment)
+    monkeypatch.setattr(
+        train_module, "_wait_for_runs", lambda runs, poll_s=10.0: dict.fromkeys(runs, "COMPLETED")
+    )
+    result = train(root=str(root_with_raw), train_deployment="train-model/landcover", **SMALL)
+    assert [(n, p["arch"]) for n, p in started] == [
+        ("train-model/landcover", "unet"),
+        ("train-model/landcover", "resnet50_unet"),
+    ]
+    assert started[0][1]["config"]["output"] == Layout(str(root_with_raw)).model_dir(
+        "unet", result["run"]
+    )
+    assert result["promoted"] and read_promoted(str(root_with_raw))["arch"] == "unet"  # type: ignore[index]
+
+    monkeypatch.setattr(
+        train_module, "_wait_for_runs", lambda runs, poll_s=10.0: dict.fromkeys(runs, "FAILED")
+    )
+    with pytest.raises(RuntimeError, match="did not complete"):
+        train(root=str(root_with_raw), train_deployment="train-model/landcover", **SMALL)

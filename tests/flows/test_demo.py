@@ -1,0 +1,65 @@
+"""``landcover demo --quick``: the whole job through the flows, as CI runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows.demo import FULL, QUICK, summary_text
+
+
+def test_summary_names_every_class_and_path() -> None:
+    train_result = {
+        "models": {
+            "unet": {"val_miou": 0.8, "per_class_iou": {"urban": 0.9}},
+            "resnet50_unet": {"val_miou": 0.5, "per_class_iou": {"urban": None}},
+        },
+        "promoted": True,
+        "promoted_model": {"model_version": "unet-v1"},
+    }
+    text = summary_text(
+        train_result,
+        {"predicted": 4, "already_done": 0, "failed": 0},
+        {"miou": 0.7, "per_class_iou": {"urban": 0.75}},
+        {"masks:": "/w/predictions/unet-v1"},
+    )
+    assert "urban                    0.900               –           0.750" in text
+    assert "mIoU                     0.800           0.500           0.700" in text
+    assert "unet-v1 (promoted by this run)" in text
+    assert "/w/predictions/unet-v1" in text
+
+
+def test_full_demo_trains_more_than_the_quick_one() -> None:
+    assert FULL.labeled > QUICK.labeled and FULL.epochs * FULL.steps_per_epoch > 100
+    assert FULL.patch_size <= FULL.size and QUICK.patch_size <= QUICK.size
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_the_whole_job(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "demo", "--root", str(root), "--quick"],
+        env={**env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "landcover demo: summary" in done.stdout
+    for step in range(1, 6):
+        assert f"=== [{step}/5]" in done.stdout
+    summary = json.loads((root / "demo-summary.json").read_text())
+    assert set(summary["train"]["models"]) == {"unet", "resnet50_unet"}
+    inference = summary["inference"]
+    assert (inference["predicted"], inference["failed"]) == (QUICK.unlabeled, 0)
+    masks = sorted(Path(inference["output"]).glob("*_mask.png"))
+    assert len(masks) == QUICK.unlabeled
+    assert summary["holdout"]["scenes"] == QUICK.unlabeled
+    assert Path(summary["train"]["report"], "report.md").is_file()
+    assert (root / "prefect").is_dir()  # the run history stays browsable
