@@ -1,4 +1,5 @@
-"""Shared helpers for the model tests (keras-hub style: one save → reload → compare routine).
+"""Shared helpers for the model tests: one save → reload → compare routine (keras-hub style)
+and one way to build a tiny dataset through the real commands.
 
 Offered as a fixture rather than an importable module so it works under any pytest import mode.
 """
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from pipelines import cli
 
 
 def assert_save_load_roundtrip(model, x: np.ndarray, tmp_path: Path):
@@ -36,3 +39,25 @@ def assert_save_load_roundtrip(model, x: np.ndarray, tmp_path: Path):
 def save_load_roundtrip(tmp_path: Path) -> Callable:
     """``save_load_roundtrip(model, x)`` → the reloaded model, after asserting equal outputs."""
     return lambda model, x: assert_save_load_roundtrip(model, x, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def make_records(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
+    """``landcover synth`` → ``landcover preprocess`` into a fresh folder; returns the records URI.
+
+    Through the command line on purpose: the model tests then train on exactly what a user's
+    ``preprocess`` writes.
+    """
+
+    def make(
+        *, scenes: int, size: int, patch: int, seed: int, val_fraction: float, extra: tuple = ()
+    ) -> str:
+        root = tmp_path_factory.mktemp("records")
+        raw, out = str(root / "raw"), str(root / "records")
+        synth = ["synth", "--output", raw, "--scenes", str(scenes), "--size", str(size)]
+        assert cli.main([*synth, "--seed", str(seed)]) == 0
+        preprocess = ["preprocess", "--input", raw, "--output", out, "--patch-size", str(patch)]
+        assert cli.main([*preprocess, "--val-fraction", str(val_fraction), *extra]) == 0
+        return out
+
+    return make

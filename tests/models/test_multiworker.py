@@ -12,12 +12,11 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from pipelines import cli
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -106,15 +105,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def records_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+def records_uri(make_records: Callable[..., str]) -> str:
     """2 scenes → 4 train patches in 2 shards, so each worker reads its own shard (FILE)."""
-    root = tmp_path_factory.mktemp("mw-data")
-    raw, out = str(root / "raw"), str(root / "records")
-    assert (
-        cli.main(["synth", "--output", raw, "--scenes", "2", "--size", "128", "--seed", "1"]) == 0
+    out = make_records(
+        scenes=2, size=128, patch=64, seed=1, val_fraction=0.5, extra=("--num-shards", "2")
     )
-    argv = ["preprocess", "--input", raw, "--output", out, "--patch-size", "64"]
-    assert cli.main([*argv, "--val-fraction", "0.5", "--num-shards", "2"]) == 0
     assert len(list(Path(out).glob("train-*"))) == 2
     return out
 

@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from pipelines import cli
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -21,15 +20,8 @@ TIMEOUT_S = 300
 
 
 @pytest.fixture(scope="module")
-def records_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("resume-data")
-    raw, out = str(root / "raw"), str(root / "records")
-    assert (
-        cli.main(["synth", "--output", raw, "--scenes", "2", "--size", "256", "--seed", "2"]) == 0
-    )
-    argv = ["preprocess", "--input", raw, "--output", out, "--patch-size", "128"]
-    assert cli.main([*argv, "--val-fraction", "0.5"]) == 0
-    return out
+def records_uri(make_records: Callable[..., str]) -> str:
+    return make_records(scenes=2, size=256, patch=128, seed=2, val_fraction=0.5)
 
 
 def latest_step(checkpoints: Path) -> int | None:

@@ -4,6 +4,7 @@ non-finite stop, and model + metadata on gs:// (the emulator)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -53,19 +54,14 @@ METADATA_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def records_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+def records_uri(make_records: Callable[..., str]) -> str:
     """``landcover synth`` → ``landcover preprocess``: 2 scenes of 128 px, 64 px patches.
 
     One scene per split, so the train split is exactly 4 patches: with batch 4 and no
     augmentation every step sees the same batch, and the loss must go down (the classic
     "overfit one batch" check, robust for any seed).
     """
-    root = tmp_path_factory.mktemp("train-data")
-    raw, out = str(root / "raw"), str(root / "records")
-    synth = ["synth", "--output", raw, "--scenes", "2", "--size", "128", "--seed", "1"]
-    assert cli.main(synth) == 0
-    preprocess = ["preprocess", "--input", raw, "--output", out, "--patch-size", "64"]
-    assert cli.main([*preprocess, "--val-fraction", "0.5", "--seed", "0"]) == 0
+    out = make_records(scenes=2, size=128, patch=64, seed=1, val_fraction=0.5)
     manifest = json.loads(Path(out, "manifest.json").read_text())
     assert manifest["patches"] == {"train": 4, "val": 4}
     return out
