@@ -32,13 +32,13 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows import tasks
 from flows.events import DROP_MARKER, RECEIPT_NAME, drop_uri
-from flows.layout import Layout, mask_id_of, safe_name, scene_id_of
+from flows.layout import Layout, safe_name
 from pipelines.core import storage
 from pipelines.core.errors import ErrorRecord
+from pipelines.core.naming import LABELED_IMAGE_SUFFIX, mask_id_of, scene_id_of
 
 STAGE = "imagery-drop"
 TRAIN_DEPLOYMENT = "train/landcover"
-LABELED_IMAGE_SUFFIX = "_sat.jpg"
 ERRORS_NAME = "errors.jsonl"
 
 

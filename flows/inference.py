@@ -17,9 +17,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows import tasks
-from flows.layout import Layout, mask_id_of, scene_id_of
+from flows.layout import Layout
 from flows.registry import read_promoted
 from flows.report import inference_report
+from pipelines.core.naming import mask_id_of, scene_id_of
 
 ARTIFACT_KEY = "landcover-inference-report"
 

@@ -37,8 +37,6 @@ from pipelines.core import storage
 PROMOTED_POINTER = "promoted.json"
 FINGERPRINT_NAME = "fingerprint.json"
 RETRAIN_DUE_NAME = "retrain-due.json"
-IMAGE_SUFFIXES: tuple[str, ...] = ("_sat.jpg", "_sat.jpeg", "_sat.png", "_sat.tif", "_sat.tiff")
-MASK_SUFFIX = "_mask.png"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -109,22 +107,6 @@ def safe_name(text: str) -> str:
 def model_version(arch: str, version: str) -> str:
     """The name predictions are filed under: one per trained model (arch + training run)."""
     return f"{arch}-{version}"
-
-
-def scene_id_of(name: str) -> str | None:
-    """``123_sat.jpg`` → ``123``; ``None`` for anything that is not a scene image."""
-    base = storage.basename(name)
-    lower = base.lower()
-    for suffix in IMAGE_SUFFIXES:
-        if lower.endswith(suffix):
-            return base[: -len(suffix)]
-    return None
-
-
-def mask_id_of(name: str) -> str | None:
-    """``123_mask.png`` → ``123``; ``None`` otherwise."""
-    base = storage.basename(name)
-    return base[: -len(MASK_SUFFIX)] if base.endswith(MASK_SUFFIX) else None
 
 
 def fingerprint(files: Iterable[tuple[str, int]], options: Mapping[str, Any]) -> str:

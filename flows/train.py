@@ -22,22 +22,21 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows import tasks
-from flows.layout import (
-    MASK_SUFFIX,
-    Layout,
-    fingerprint,
-    mask_id_of,
-    model_version,
-    new_run_id,
-    scene_id_of,
-)
+from flows.layout import Layout, fingerprint, model_version, new_run_id
 from flows.registry import promote_if_better, read_promoted
 from flows.report import training_report
 from pipelines.core import storage
+from pipelines.core.naming import (
+    MASK_SUFFIX,
+    METADATA_FILE,
+    image_name,
+    labeled_image_id_of,
+    mask_id_of,
+    mask_name,
+)
 from pipelines.core.records import RecordFormat
 
 DEFAULT_ARCHS: tuple[str, ...] = ("unet", "resnet50_unet")
-TRAIN_IMAGE_SUFFIX = "_sat.jpg"  # what preprocessing pairs with {id}_mask.png
 ARTIFACT_KEY = "landcover-training-report"
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -49,12 +48,12 @@ DEFAULT_RECORD_FORMAT = RecordFormat()  # the measured default (README, bench pr
 
 def labeled_inputs(files: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
     """The files of ``raw/`` that preprocessing reads (scene images and masks)."""
-    return [(n, s) for n, s in files if n.endswith(TRAIN_IMAGE_SUFFIX) or n.endswith(MASK_SUFFIX)]
+    return [(n, s) for n, s in files if labeled_image_id_of(n) or n.endswith(MASK_SUFFIX)]
 
 
 def paired_ids(names: Sequence[str]) -> list[str]:
     """Scene ids with both ``{id}_sat.jpg`` and ``{id}_mask.png`` (preprocessing's pairing)."""
-    images = {scene_id_of(n) for n in names if n.endswith(TRAIN_IMAGE_SUFFIX)}
+    images = {labeled_image_id_of(n) for n in names}
     masks = {mask_id_of(n) for n in names}
     return sorted(i for i in images & masks if i)
 
@@ -170,7 +169,7 @@ def train_all(
         raise RuntimeError(f"training runs did not complete: {failed}")
     metadata = {}
     for arch, config in configs.items():
-        found = tasks.read_json(storage.join(config["output"], "metadata.json"))
+        found = tasks.read_json(storage.join(config["output"], METADATA_FILE))
         if found is None:
             raise FileNotFoundError(
                 f"the {arch} run completed without {config['output']}/metadata.json"
@@ -188,10 +187,9 @@ def stage_val_scenes(layout: Layout, ids: Sequence[str], run: str) -> tuple[str,
     images, truth = storage.join(base, "images"), storage.join(base, "truth")
     moves = []
     for scene_id in ids:
-        name = f"{scene_id}{TRAIN_IMAGE_SUFFIX}"
-        moves.append((storage.join(layout.raw, name), storage.join(images, name)))
-        name = f"{scene_id}{MASK_SUFFIX}"
-        moves.append((storage.join(layout.raw, name), storage.join(truth, name)))
+        image, mask = image_name(scene_id), mask_name(scene_id)
+        moves.append((storage.join(layout.raw, image), storage.join(images, image)))
+        moves.append((storage.join(layout.raw, mask), storage.join(truth, mask)))
     tasks.copy_files(moves)
     return images, truth
 

@@ -54,6 +54,7 @@ from models.input import InputConfig, make_input
 from models.steps import DiceSpec
 from models.strategy import STRATEGIES, parse_tf_config
 from pipelines.core import records, storage
+from pipelines.core.naming import METADATA_FILE, MODEL_FILE
 from pipelines.core.palette import CLASS_NAMES, NUM_CLASSES
 
 if TYPE_CHECKING:
@@ -62,8 +63,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("landcover.train")
 ARCHS: tuple[str, ...] = ("unet", "resnet50_unet")  # = models.architectures.ARCHITECTURES
-MODEL_FILE = "model.keras"
-METADATA_FILE = "metadata.json"
 CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
 STATE_FILE = "train_state.json"

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.core import storage
+from pipelines.core import naming, storage
 from pipelines.core.imaging import decode_image_bytes, decode_mask_bytes
 from pipelines.core.records import CODECS, COMPRESSIONS, SPLITS, RecordFormat, split_files
 
@@ -55,9 +55,9 @@ class FormatResult:
 
 
 def _scene_ids(input_uri: str) -> list[str]:
-    suffix = "_sat.jpg"
-    ids = [storage.basename(u)[: -len(suffix)] for u in storage.match(f"{input_uri}/*{suffix}")]
-    return [i for i in ids if storage.exists(storage.join(input_uri, f"{i}_mask.png"))]
+    images = storage.match(storage.join(input_uri, f"*{naming.LABELED_IMAGE_SUFFIX}"))
+    ids = [i for uri in images if (i := naming.labeled_image_id_of(uri)) is not None]
+    return [i for i in ids if storage.exists(storage.join(input_uri, naming.mask_name(i)))]
 
 
 def stage_scenes(input_uri: str, folder: str, n: int) -> list[tuple[str, str]]:
@@ -69,13 +69,12 @@ def stage_scenes(input_uri: str, folder: str, n: int) -> list[tuple[str, str]]:
     for k in range(n):
         source = ids[k % len(ids)]
         target = source if k < len(ids) else f"r{k // len(ids)}x{source}"
-        for kind in ("_sat.jpg", "_mask.png"):
-            storage.copy_file(
-                storage.join(input_uri, source + kind), os.path.join(folder, target + kind)
-            )
-        pairs.append(
-            (os.path.join(folder, target + "_sat.jpg"), os.path.join(folder, target + "_mask.png"))
-        )
+        pair = []
+        for name in (naming.image_name, naming.mask_name):
+            staged = os.path.join(folder, name(target))
+            storage.copy_file(storage.join(input_uri, name(source)), staged)
+            pair.append(staged)
+        pairs.append((pair[0], pair[1]))
     return pairs
 
 

@@ -36,8 +36,9 @@ import numpy as np
 
 from models import metrics
 from pipelines.core import storage
-from pipelines.core.errors import BadInputError, ErrorRecord
+from pipelines.core.errors import ERRORS_DIR, BadInputError, ErrorRecord
 from pipelines.core.imaging import decode_mask_bytes
+from pipelines.core.naming import MASK_SUFFIX, PROBS_SUFFIX, mask_id_of
 from pipelines.core.palette import (
     ACTIVE_CLASSES,
     CLASS_COLORS,
@@ -47,12 +48,9 @@ from pipelines.core.palette import (
 )
 
 STAGE = "evaluate"
-MASK_SUFFIX = "_mask.png"
-PROBS_SUFFIX = "_probs.npz"
 METRICS_NAME = "metrics.json"
 CONFUSION_NAME = "confusion_matrix.png"
 SCENES_DIR = "scenes"
-ERRORS_DIR = "errors"
 DEFAULT_LABELS: tuple[str, str] = ("prediction", "second prediction")
 # Longest side of a panel in the pictures; a 2448² scene is shown at 1/4 (nearest pixels).
 PREVIEW_SIDE = 612
@@ -62,7 +60,7 @@ def masks_by_id(folder_uri: str) -> dict[str, str]:
     """``{id: uri}`` of the ``{id}_mask.png`` files directly under a folder."""
     storage.check_readable_root(folder_uri)
     uris = storage.match(storage.join(folder_uri, f"*{MASK_SUFFIX}"))
-    return {storage.basename(uri)[: -len(MASK_SUFFIX)]: uri for uri in uris}
+    return {scene_id: uri for uri in uris if (scene_id := mask_id_of(uri)) is not None}
 
 
 def _read_mask(uri: str) -> np.ndarray:

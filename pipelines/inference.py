@@ -56,18 +56,21 @@ from apache_beam.ml.inference.base import (
 
 from pipelines.core import imaging, storage, tiling
 from pipelines.core.beam_runtime import create_pipeline, is_local, pipeline_options
-from pipelines.core.errors import BadInputError, ErrorRecord
+from pipelines.core.errors import ERRORS_DIR, BadInputError, ErrorRecord
+from pipelines.core.naming import (
+    CLASSES_SUFFIX,
+    MASK_SUFFIX,
+    MODEL_FILE,
+    PROBS_SUFFIX,
+    mask_id_of,
+    mask_name,
+    scene_id_of,
+    scene_rank,
+)
 from pipelines.core.palette import CLASS_NAMES, NUM_CLASSES, encode_mask
 
 STAGE = "predict"
 METRICS_NAMESPACE = "landcover.predict"
-MODEL_FILENAME = "model.keras"
-ERRORS_DIR = "errors"
-# Matched scene suffixes, in the order that wins when one id has several files.
-SCENE_SUFFIXES: tuple[str, ...] = ("_sat.jpg", "_sat.jpeg", "_sat.png", "_sat.tif", "_sat.tiff")
-MASK_SUFFIX = "_mask.png"
-CLASSES_SUFFIX = "_classes.png"
-PROBS_SUFFIX = "_probs.npz"
 DEFAULT_SCENES_PER_WAVE = 8
 SHUFFLE_DTYPE = np.float16  # tile probabilities on their way to the stitch (see by_scene)
 # Masks are flat colour regions: zlib's run-length strategy writes them ~40% faster than the
@@ -93,22 +96,12 @@ class Scene:
     problem: str = ""
 
 
-def scene_id_of(uri: str) -> str | None:
-    """``…/123_sat.jpg`` → ``123``; None for names that are not scene images."""
-    name = storage.basename(uri)
-    lower = name.lower()
-    for suffix in SCENE_SUFFIXES:
-        if lower.endswith(suffix):
-            return name[: -len(suffix)]
-    return None
-
-
 def find_scenes(input_uri: str) -> list[Scene]:
     """Scene images in a folder (one level), or the one file ``input_uri`` names.
 
     One listing call, whatever the number of scenes. When an id has several images (say
-    ``1_sat.jpg`` and ``1_sat.png``) the first in ``SCENE_SUFFIXES`` order is used and the
-    others become bad input (named, not silently dropped).
+    ``1_sat.jpg`` and ``1_sat.png``) the first in ``naming.SCENE_IMAGE_SUFFIXES`` order is used
+    and the others become bad input (named, not silently dropped).
     """
     if scene_id_of(input_uri) is not None and storage.exists(input_uri):
         candidates = [input_uri]
@@ -122,18 +115,13 @@ def find_scenes(input_uri: str) -> list[Scene]:
             by_id.setdefault(scene_id, []).append(uri)
     scenes: list[Scene] = []
     for scene_id in sorted(by_id):
-        uris = sorted(by_id[scene_id], key=lambda u: _suffix_rank(u))
+        uris = sorted(by_id[scene_id], key=scene_rank)
         scenes.append(Scene(scene_id, uris[0]))
         scenes.extend(
             Scene(scene_id, other, f"duplicate image of scene {scene_id}; {uris[0]} was used")
             for other in uris[1:]
         )
     return scenes
-
-
-def _suffix_rank(uri: str) -> int:
-    lower = uri.lower()
-    return next(i for i, suffix in enumerate(SCENE_SUFFIXES) if lower.endswith(suffix))
 
 
 def decode_scene(data: bytes, uri: str) -> np.ndarray:
@@ -150,15 +138,13 @@ def existing_mask_ids(output_uri: str) -> set[str]:
     # A missing folder or prefix matches nothing; any other listing error must stop the run
     # rather than pass for "nothing done yet" and re-predict everything.
     masks = storage.match(storage.join(output_uri, f"*{MASK_SUFFIX}"))
-    return {storage.basename(uri)[: -len(MASK_SUFFIX)] for uri in masks}
+    return {scene_id for uri in masks if (scene_id := mask_id_of(uri)) is not None}
 
 
 def resolve_model_uri(model_uri: str) -> str:
     """A ``model.keras`` file, or a folder holding one (e.g. a training output) → the file."""
-    if model_uri.endswith(".keras"):
-        candidate = model_uri
-    else:
-        candidate = storage.join(model_uri, MODEL_FILENAME)
+    is_file = model_uri.endswith(".keras")
+    candidate = model_uri if is_file else storage.join(model_uri, MODEL_FILE)
     if not storage.exists(candidate):
         raise FileNotFoundError(f"no model at {candidate} (pass a .keras file or its folder)")
     return candidate
@@ -305,13 +291,7 @@ class OutputOptions:
 
 def encode_mask_png(array: np.ndarray) -> bytes:
     """A mask or class-id array → PNG bytes (RGB stays RGB: DeepGlobe masks are RGB files)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(
-        buffer, format="PNG", compress_level=MASK_PNG_LEVEL, compress_type=MASK_PNG_STRATEGY
-    )
-    return buffer.getvalue()
+    return imaging.encode_png(array, MASK_PNG_LEVEL, MASK_PNG_STRATEGY)
 
 
 def write_scene_outputs(
@@ -334,7 +314,7 @@ def write_scene_outputs(
         uri = storage.join(options.output_uri, f"{scene_id}{CLASSES_SUFFIX}")
         storage.write_bytes(uri, encode_mask_png(class_ids))
         written.append(uri)
-    uri = storage.join(options.output_uri, f"{scene_id}{MASK_SUFFIX}")
+    uri = storage.join(options.output_uri, mask_name(scene_id))
     storage.write_bytes(uri, encode_mask_png(encode_mask(class_ids)))
     written.append(uri)
     return written
@@ -398,25 +378,16 @@ class PredictScenes(beam.PTransform):
 # ---- running it ------------------------------------------------------------------------------
 
 
-def _counter(result: Any, name: str) -> int:
+def _metric_total(result: Any, name: str, kind: str = "counters") -> int:
+    """A job's counter (or a distribution's sum) over all steps; committed values when known."""
     query = result.metrics().query(
         MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name)
     )
     total = 0
-    for item in query["counters"]:
+    for item in query[kind]:
         value = item.committed if item.committed is not None else item.attempted
-        total += int(value or 0)
-    return total
-
-
-def _distribution_sum(result: Any, name: str) -> int:
-    query = result.metrics().query(
-        MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name)
-    )
-    total = 0
-    for item in query["distributions"]:
-        value = item.committed if item.committed is not None else item.attempted
-        total += int(value.sum) if value is not None else 0
+        if value is not None:
+            total += int(value.sum if kind == "distributions" else value)
     return total
 
 
@@ -487,11 +458,11 @@ def run_predict(
         )
         result = pipeline.run()
         result.wait_until_finish()
-        wave_failed = _counter(result, "scenes_failed")
-        predicted += _counter(result, "scenes_predicted")
+        wave_failed = _metric_total(result, "scenes_failed")
+        predicted += _metric_total(result, "scenes_predicted")
         failed += wave_failed
-        forward_us += _counter(result, "forward_us")
-        load_ms += _distribution_sum(result, "load_model_latency_milli_secs")
+        forward_us += _metric_total(result, "forward_us")
+        load_ms += _metric_total(result, "load_model_latency_milli_secs", "distributions")
         if wave_failed:
             error_files.append(f"{errors_prefix}.jsonl")
         _remove_empty_local_dir(storage.join(output_uri, ERRORS_DIR))

@@ -59,13 +59,13 @@ from apache_beam.pvalue import AsList, AsSingleton, TaggedOutput
 
 from pipelines.core import storage
 from pipelines.core.beam_runtime import create_pipeline, pipeline_options
-from pipelines.core.errors import BadInputError, ErrorRecord
+from pipelines.core.errors import ERRORS_DIR, BadInputError, ErrorRecord
 from pipelines.core.imaging import decode_image_bytes, decode_mask_bytes
+from pipelines.core.naming import LABELED_IMAGE_SUFFIX, MASK_SUFFIX, labeled_image_id_of, mask_id_of
 from pipelines.core.palette import CLASS_NAMES, NUM_CLASSES
 from pipelines.core.records import (
     CODECS,
     COMPRESSIONS,
-    ERRORS_DIR,
     MANIFEST_NAME,
     SCHEMA_VERSION,
     SPLITS,
@@ -75,8 +75,6 @@ from pipelines.core.records import (
 from pipelines.core.tiling import patch_grid
 
 STAGE = "preprocess"
-IMAGE_SUFFIX = "_sat.jpg"
-MASK_SUFFIX = "_mask.png"
 IMAGE, MASK = "image", "mask"
 TRAIN, VAL = SPLITS
 ERRORS, STATS = "errors", "stats"
@@ -130,10 +128,10 @@ class SplitPlan:
 
 def file_role(uri: str) -> tuple[str, tuple[str, str]] | None:
     """``…/{id}_sat.jpg`` → ``(id, ("image", uri))``; masks alike; anything else → None."""
-    name = storage.basename(uri)
-    for suffix, role in ((IMAGE_SUFFIX, IMAGE), (MASK_SUFFIX, MASK)):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)], (role, uri)
+    if (scene_id := labeled_image_id_of(uri)) is not None:
+        return scene_id, (IMAGE, uri)
+    if (scene_id := mask_id_of(uri)) is not None:
+        return scene_id, (MASK, uri)
     return None
 
 
@@ -456,10 +454,9 @@ class Preprocess(beam.PTransform):
     def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection[dict[str, Any]]:
         opts = self.options
         fmt = opts.record_format
-        patterns = [storage.join(opts.input_uri, f"*{s}") for s in (IMAGE_SUFFIX, MASK_SUFFIX)]
         uris = (
             root
-            | "Patterns" >> beam.Create(patterns)
+            | "Patterns" >> beam.Create(input_patterns(opts.input_uri))
             | "Match" >> fileio.MatchAll()
             | "Uris" >> beam.Map(lambda meta: meta.path)
         )
@@ -509,13 +506,18 @@ class Preprocess(beam.PTransform):
 # ---- driver ------------------------------------------------------------------------------------
 
 
+def input_patterns(input_uri: str) -> list[str]:
+    """The globs of the files a run reads: labeled images and masks (see ``core.naming``)."""
+    return [storage.join(input_uri, f"*{s}") for s in (LABELED_IMAGE_SUFFIX, MASK_SUFFIX)]
+
+
 def check_input(input_uri: str) -> None:
     """Fail before starting Beam when the input root is wrong or holds no scene files."""
     storage.check_readable_root(input_uri)
-    patterns = [storage.join(input_uri, f"*{s}") for s in (IMAGE_SUFFIX, MASK_SUFFIX)]
-    if not any(storage.match(p) for p in patterns):
+    if not any(storage.match(p) for p in input_patterns(input_uri)):
         raise FileNotFoundError(
-            f"no scenes under {input_uri}: expected {{id}}{IMAGE_SUFFIX} and {{id}}{MASK_SUFFIX}"
+            f"no scenes under {input_uri}: "
+            f"expected {{id}}{LABELED_IMAGE_SUFFIX} and {{id}}{MASK_SUFFIX}"
         )
 
 

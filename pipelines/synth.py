@@ -35,6 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from pipelines.core.imaging import encode_png
 from pipelines.core.palette import BINARIZE_THRESHOLD, NUM_CLASSES, encode_mask
 
 # Global class shares (palette order): DeepGlobe's train split is about urban .09, agriculture
@@ -241,12 +242,6 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return buffer.getvalue()
 
 
-def encode_png_rgb(rgb: np.ndarray, compress_level: int = 6) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb, mode="RGB").save(buffer, format="PNG", compress_level=compress_level)
-    return buffer.getvalue()
-
-
 def write_scenes(
     output_uri: str,
     n: int,
@@ -259,18 +254,19 @@ def write_scenes(
 ) -> list[str]:
     """Write ``n`` scenes as ``{prefix}{id}_sat.jpg`` (+ ``{prefix}{id}_mask.png`` if labeled)
     under a local path or ``gs://`` URI; returns the scene ids (``{prefix}{id}``) in order."""
-    from pipelines.core import storage  # imports Beam: only when writing
+    from pipelines.core import naming, storage  # imports Beam: only when writing
 
     written = []
     for number in scene_ids(n, seed, first_id):
         scene_id = f"{prefix}{number}"
         image, class_ids = synthesize_scene(_scene_seed(seed, number, 0), size)
-        storage.write_bytes(storage.join(output_uri, f"{scene_id}_sat.jpg"), encode_jpeg(image))
+        image_uri = storage.join(output_uri, naming.image_name(scene_id))
+        storage.write_bytes(image_uri, encode_jpeg(image))
         if labeled:
             mask = render_mask(class_ids, mask_noise, _scene_seed(seed, number, 1))
             # Noise does not compress: level 1 is 3x faster than 6 there for ~10% more bytes.
-            png = encode_png_rgb(mask, compress_level=1 if mask_noise > 0 else 6)
-            storage.write_bytes(storage.join(output_uri, f"{scene_id}_mask.png"), png)
+            png = encode_png(mask, compress_level=1 if mask_noise > 0 else 6)
+            storage.write_bytes(storage.join(output_uri, naming.mask_name(scene_id)), png)
         written.append(scene_id)
     return written
 

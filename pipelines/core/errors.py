@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+# Every batch job's dead-letter folder, under its output: <output>/errors/*.jsonl.
+ERRORS_DIR = "errors"
+
 
 class BadInputError(Exception):
     """A scene or file that cannot be used, with the URI a person needs to find it."""

@@ -50,12 +50,17 @@ def decode_mask_bytes(data: bytes, uri: str) -> np.ndarray:
     return decode_mask(_open_rgb(data, uri))
 
 
-def encode_png(array: np.ndarray, compress_level: int = 6) -> bytes:
-    """(H, W) or (H, W, 3) uint8 → PNG bytes (lossless)."""
+def encode_png(array: np.ndarray, compress_level: int = 6, strategy: int | None = None) -> bytes:
+    """(H, W) or (H, W, 3) uint8 → PNG bytes (lossless).
+
+    ``strategy`` is a zlib strategy: ``zlib.Z_RLE`` suits masks (flat color regions), writing
+    them faster and smaller than the default deflate.
+    """
+    options: dict[str, Any] = {"compress_level": compress_level}
+    if strategy is not None:
+        options["compress_type"] = strategy
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(
-        buffer, format="PNG", compress_level=compress_level
-    )
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", **options)
     return buffer.getvalue()
 
 

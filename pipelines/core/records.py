@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 SPLITS: tuple[str, ...] = ("train", "val")
 MANIFEST_NAME = "manifest.json"
-ERRORS_DIR = "errors"
 Codec = Literal["raw", "png"]
 Compression = Literal["none", "gzip", "zlib"]
 CODECS: tuple[str, ...] = ("raw", "png")

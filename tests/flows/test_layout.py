@@ -9,11 +9,9 @@ from flows.layout import (
     Layout,
     fingerprint,
     list_with_sizes,
-    mask_id_of,
     model_version,
     new_run_id,
     safe_name,
-    scene_id_of,
 )
 
 
@@ -34,15 +32,6 @@ def test_layout_local_and_gcs_roots_give_the_design_folders() -> None:
     gcs = Layout("gs://bucket/lc/")
     assert gcs.raw == "gs://bucket/lc/raw"
     assert gcs.promoted_pointer == "gs://bucket/lc/models/promoted.json"
-
-
-def test_scene_and_mask_ids_follow_the_deepglobe_names() -> None:
-    assert scene_id_of("gs://b/x/123_sat.jpg") == "123"
-    assert scene_id_of("/x/a_b_sat.TIF") == "a_b"
-    assert scene_id_of("123_mask.png") is None
-    assert mask_id_of("/x/123_mask.png") == "123"
-    assert mask_id_of("/x/123_sat.jpg") is None
-    assert scene_id_of("notes.txt") is None and mask_id_of("notes.txt") is None
 
 
 def test_run_ids_sort_by_time_and_names_are_safe() -> None:

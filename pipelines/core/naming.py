@@ -1,0 +1,70 @@
+"""How scene files are named: DeepGlobe's ``{id}_sat.jpg`` / ``{id}_mask.png`` and our outputs.
+
+Every stage that finds, pairs or writes scene files (preprocess, predict, evaluate, the flows,
+synth) asks this module, so a new accepted image type or output name is a one-line change.
+"""
+
+from __future__ import annotations
+
+from pipelines.core import storage
+
+# The labeled training format, exactly as DeepGlobe ships it.
+LABELED_IMAGE_SUFFIX = "_sat.jpg"
+MASK_SUFFIX = "_mask.png"
+# Images inference accepts, in the order that wins when one id has several files.
+SCENE_IMAGE_SUFFIXES: tuple[str, ...] = (
+    "_sat.jpg",
+    "_sat.jpeg",
+    "_sat.png",
+    "_sat.tif",
+    "_sat.tiff",
+)
+# A trained model's folder: the model and what it was trained on, how, and how well.
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+# Optional prediction outputs beside {id}_mask.png.
+CLASSES_SUFFIX = "_classes.png"
+PROBS_SUFFIX = "_probs.npz"
+
+
+def image_name(scene_id: str) -> str:
+    """The labeled image's file name: ``123`` → ``123_sat.jpg``."""
+    return f"{scene_id}{LABELED_IMAGE_SUFFIX}"
+
+
+def mask_name(scene_id: str) -> str:
+    """The mask's file name (truth or prediction): ``123`` → ``123_mask.png``."""
+    return f"{scene_id}{MASK_SUFFIX}"
+
+
+def _strip(uri: str, suffixes: tuple[str, ...], *, any_case: bool) -> str | None:
+    name = storage.basename(uri)
+    compared = name.lower() if any_case else name
+    for suffix in suffixes:
+        if compared.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def scene_id_of(uri: str) -> str | None:
+    """``…/123_sat.jpg|png|tif…`` → ``123`` (any case: ``.TIF`` too); None otherwise."""
+    return _strip(uri, SCENE_IMAGE_SUFFIXES, any_case=True)
+
+
+def labeled_image_id_of(uri: str) -> str | None:
+    """``…/123_sat.jpg`` → ``123``: exactly the name preprocessing pairs with a mask.
+
+    Case-sensitive, like the ``*_sat.jpg`` glob preprocessing matches with.
+    """
+    return _strip(uri, (LABELED_IMAGE_SUFFIX,), any_case=False)
+
+
+def mask_id_of(uri: str) -> str | None:
+    """``…/123_mask.png`` → ``123`` (case-sensitive, as masks are matched); None otherwise."""
+    return _strip(uri, (MASK_SUFFIX,), any_case=False)
+
+
+def scene_rank(uri: str) -> int:
+    """Position of the URI's suffix in :data:`SCENE_IMAGE_SUFFIXES` (lower wins a tie)."""
+    lower = uri.lower()
+    return next(i for i, suffix in enumerate(SCENE_IMAGE_SUFFIXES) if lower.endswith(suffix))
