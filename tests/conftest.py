@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +19,6 @@ SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "deepglobe-sample"
 EMULATOR_BUCKET = "landcover-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def gcs_emulator() -> Iterator[str]:
     """A real GCS API (gcp-storage-emulator) on loopback; yields the bucket name.
@@ -38,8 +31,10 @@ def gcs_emulator() -> Iterator[str]:
     from apache_beam.internal.gcp.auth import _Credentials
     from gcp_storage_emulator.server import create_server
 
+    from flows.up import free_port
+
     _Credentials._credentials_init, _Credentials._credentials = True, None
-    port = _free_port()
+    port = free_port()
     server = create_server("127.0.0.1", port, in_memory=True, default_bucket=EMULATOR_BUCKET)
     server.start()
     previous = os.environ.get("STORAGE_EMULATOR_HOST")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from flows.up import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -98,12 +99,6 @@ TWO_REPLICAS = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def records_uri(make_records: Callable[..., str]) -> str:
     """2 scenes → 4 train patches in 2 shards, so each worker reads its own shard (FILE)."""
@@ -120,7 +115,7 @@ def test_two_workers_train_identically_and_only_the_chief_writes(
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     output = tmp_path / "model"
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     argv = ["--data", records_uri, "--output", str(output), "--arch", "unet", "--base-filters"]
     argv += ["4", "--batch-size", "2", "--epochs", "1", "--steps-per-epoch", "3"]
