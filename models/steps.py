@@ -20,9 +20,9 @@ What still differs from one device is batch norm, whose batch statistics are per
 usual non-synchronised batch norm); :func:`make_sync_batchnorm` averages the moving statistics
 across replicas before they are checkpointed, validated with or saved.
 
-The formulas match ``models.losses.DiceLoss`` (same ``smooth``, per class then averaged,
-``ignore_unknown`` dropping the unknown channel and unknown-truth pixels); a test checks that
-one replica's step loss equals ``DiceLoss()(y_true, y_pred)``.
+The sums and the Dice are ``models.losses.dice_sums`` / ``dice_from_sums``, the same
+functions ``DiceLoss`` uses; a test checks that one replica's step loss equals
+``DiceLoss()(y_true, y_pred)``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipelines.core.palette import ACTIVE_CLASSES, NUM_CLASSES, UNKNOWN
+from models.losses import dice_from_sums, dice_sums
+from pipelines.core.palette import NUM_CLASSES
 
 if TYPE_CHECKING:
     import keras
@@ -45,38 +46,6 @@ class DiceSpec:
 
     smooth: float = 1.0
     ignore_unknown: bool = False
-
-
-def dice_sums(y_true: tf.Tensor, y_pred: tf.Tensor, ignore_unknown: bool) -> tuple[Any, Any]:
-    """Per-class sums over batch and pixels: intersection ``I`` and ``S = sum(t) + sum(p)``.
-
-    Returns (C,) float32 each, C = 7, or 6 (the active classes) with ``ignore_unknown``, in
-    which case unknown-truth pixels are dropped first, as ``models.losses`` does.
-    """
-    import tensorflow as tf
-
-    y_true = tf.cast(y_true, tf.float32)
-    y_pred = tf.cast(y_pred, tf.float32)
-    if ignore_unknown:
-        known = 1.0 - y_true[..., UNKNOWN : UNKNOWN + 1]
-        y_true = tf.gather(y_true * known, list(ACTIVE_CLASSES), axis=-1)
-        y_pred = tf.gather(y_pred * known, list(ACTIVE_CLASSES), axis=-1)
-    axes = list(range(len(y_true.shape) - 1))
-    intersection = tf.reduce_sum(y_true * y_pred, axis=axes)
-    total = tf.reduce_sum(y_true, axis=axes) + tf.reduce_sum(y_pred, axis=axes)
-    return intersection, total
-
-
-def dice_from_sums(intersection: Any, total: Any, smooth: float) -> Any:
-    """Mean over classes of ``(2 I_c + smooth) / (S_c + smooth)`` (works on TF and NumPy)."""
-    per_class = (2.0 * intersection + smooth) / (total + smooth)
-    return per_class.mean() if hasattr(per_class, "mean") else _tf_mean(per_class)
-
-
-def _tf_mean(values: Any) -> Any:
-    import tensorflow as tf
-
-    return tf.reduce_mean(values)
 
 
 def confusion_counts(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
@@ -115,7 +84,7 @@ def global_batch_dice_loss(y_true: tf.Tensor, y_pred: tf.Tensor, spec: DiceSpec)
     global_total = _global(tf.stop_gradient(total))
     intersection = intersection + tf.stop_gradient(global_intersection - intersection)
     total = total + tf.stop_gradient(global_total - total)
-    return 1.0 - dice_from_sums(intersection, total, spec.smooth)
+    return 1.0 - dice_from_sums(intersection, total, smooth=spec.smooth)
 
 
 def make_train_step(

@@ -226,9 +226,9 @@ def epoch_position(step: int, epoch: int, steps_per_epoch: int) -> int:
 def val_metrics(intersection: np.ndarray, total: np.ndarray, cm: np.ndarray, smooth: float):
     """Epoch validation metrics from summed Dice terms and the confusion matrix."""
     from models import metrics
-    from models.steps import dice_from_sums
+    from models.losses import dice_from_sums
 
-    dice = float(dice_from_sums(intersection, total, smooth))
+    dice = float(dice_from_sums(intersection, total, smooth=smooth))
     iou = metrics.iou_from_confusion(cm)
     hard_dice = metrics.dice_from_confusion(cm)
 

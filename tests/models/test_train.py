@@ -13,13 +13,11 @@ import pytest
 import tensorflow as tf
 
 from models import metrics
-from models.losses import DiceLoss
+from models.losses import DiceLoss, dice_from_sums, dice_sums
 from models.steps import (
     DiceSpec,
     batchnorm_statistics,
     confusion_counts,
-    dice_from_sums,
-    dice_sums,
     global_batch_dice_loss,
 )
 from models.strategy import ClusterSpec, parse_tf_config, resolve_strategy_name
@@ -240,7 +238,7 @@ def test_step_dice_equals_the_shared_dice_loss() -> None:
             intersection, total = (
                 t.numpy().astype(np.float64) for t in dice_sums(y_true, y_pred, ignore)
             )
-            assert 1.0 - dice_from_sums(intersection, total, smooth) == pytest.approx(
+            assert 1.0 - float(dice_from_sums(intersection, total, smooth=smooth)) == pytest.approx(
                 expected, rel=1e-5
             )
 
