@@ -123,17 +123,3 @@ def fingerprint(files: Iterable[tuple[str, int]], options: Mapping[str, Any]) ->
         default=str,
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
-
-
-def list_with_sizes(prefix: str) -> list[tuple[str, int]]:
-    """Files directly under ``prefix`` as (name relative to prefix, size in bytes), sorted."""
-    from apache_beam.io.filesystems import FileSystems
-
-    pattern = storage.join(prefix, "*")
-    result = FileSystems.match([pattern])[0]
-    base = prefix.rstrip("/") + "/"
-    rows = []
-    for meta in result.metadata_list:
-        name = meta.path[len(base) :] if meta.path.startswith(base) else storage.basename(meta.path)
-        rows.append((name, int(meta.size_in_bytes)))
-    return sorted(rows)

@@ -22,7 +22,6 @@ from typing import Any, cast
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.layout import list_with_sizes
 from flows.retries import storage_retry_options
 from pipelines.core import storage
 
@@ -52,7 +51,7 @@ def list_files(prefix: str) -> list[tuple[str, int]]:
     """Files directly under ``prefix`` with their sizes (an empty list for a missing folder)."""
     if not storage.is_remote(prefix) and not os.path.isdir(prefix):
         return []
-    return list_with_sizes(prefix)
+    return storage.list_with_sizes(prefix)
 
 
 @task(name="read-json", **_IO)
@@ -243,8 +242,8 @@ def validate_scenes(
     images are decoded exactly as batch inference will decode them (GeoTIFF included).
     """
     from pipelines.core.errors import BadInputError
-    from pipelines.core.imaging import decode_image_bytes, decode_mask_bytes
     from pipelines.inference import decode_scene  # the decoder inference uses (GeoTIFF too)
+    from pipelines.preprocess import read_labeled_scene  # what preprocessing will accept
 
     logger = get_run_logger()
     good_pairs: list[tuple[str, str, str]] = []
@@ -252,12 +251,7 @@ def validate_scenes(
     errors: list[tuple[str, str]] = []
     for scene_id, image_uri, mask_uri in pairs:
         try:
-            image = decode_image_bytes(storage.read_bytes(image_uri), image_uri)
-            ids = decode_mask_bytes(storage.read_bytes(mask_uri), mask_uri)
-            if image.shape[:2] != ids.shape[:2]:
-                raise BadInputError(
-                    mask_uri, f"mask {ids.shape[:2]} does not match image {image.shape[:2]}"
-                )
+            read_labeled_scene(image_uri, mask_uri)
             good_pairs.append((scene_id, image_uri, mask_uri))
         except BadInputError as error:
             logger.warning("rejected scene %s: %s", scene_id, error)

@@ -162,18 +162,26 @@ def assign_split(scene_id: str, plan: SplitPlan) -> str:
     return hashed
 
 
+def read_labeled_scene(image_uri: str, mask_uri: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read and decode an image/mask pair: (image (H, W, 3) uint8, class ids (H, W) uint8).
+
+    What makes a pair usable at all (both decode, same size); the imagery-drop flow checks
+    drops with it too. Raises BadInputError naming the file at fault.
+    """
+    image = decode_image_bytes(storage.read_bytes(image_uri), image_uri)
+    class_ids = decode_mask_bytes(storage.read_bytes(mask_uri), mask_uri)
+    if image.shape[:2] != class_ids.shape:
+        (ih, iw), (mh, mw) = image.shape[:2], class_ids.shape
+        raise BadInputError(mask_uri, f"mask is {mh}x{mw} but its image {image_uri} is {ih}x{iw}")
+    return image, class_ids
+
+
 def load_scene(pair: ScenePair, patch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read and decode one scene: (image (H, W, 3) uint8, class ids (H, W) uint8).
+    """:func:`read_labeled_scene`, plus the patch-size check this job needs.
 
     Raises BadInputError naming the file at fault (undecodable, size mismatch, too small).
     """
-    image = decode_image_bytes(storage.read_bytes(pair.image_uri), pair.image_uri)
-    class_ids = decode_mask_bytes(storage.read_bytes(pair.mask_uri), pair.mask_uri)
-    if image.shape[:2] != class_ids.shape:
-        (ih, iw), (mh, mw) = image.shape[:2], class_ids.shape
-        raise BadInputError(
-            pair.mask_uri, f"mask is {mh}x{mw} but its image {pair.image_uri} is {ih}x{iw}"
-        )
+    image, class_ids = read_labeled_scene(pair.image_uri, pair.mask_uri)
     height, width = class_ids.shape
     if min(height, width) < patch_size:
         raise BadInputError(

@@ -85,6 +85,19 @@ def list_files(prefix: str) -> list[str]:
     return match(join(prefix, "*"))
 
 
+def list_with_sizes(prefix: str) -> list[tuple[str, int]]:
+    """Files directly under ``prefix`` as (name relative to prefix, size in bytes), sorted.
+
+    One listing call: names and sizes together are enough to fingerprint a folder's contents.
+    """
+    base = prefix.rstrip("/") + "/"
+    rows = []
+    for meta in FileSystems.match([join(prefix, "*")])[0].metadata_list:
+        name = meta.path[len(base) :] if meta.path.startswith(base) else basename(meta.path)
+        rows.append((name, int(meta.size_in_bytes)))
+    return sorted(rows)
+
+
 def delete(uris: list[str]) -> None:
     if uris:
         FileSystems.delete(uris)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 from flows.layout import (
     Layout,
     fingerprint,
-    list_with_sizes,
     model_version,
     new_run_id,
     safe_name,
@@ -51,16 +49,3 @@ def test_fingerprint_changes_with_files_sizes_and_options_only() -> None:
     assert fingerprint([("1_sat.jpg", 101), ("1_mask.png", 20)], options) != base
     assert fingerprint([*files, ("2_sat.jpg", 5)], options) != base
     assert fingerprint(files, {**options, "patch_size": 256}) != base
-
-
-def test_list_with_sizes_reports_relative_names_and_sizes(tmp_path: Path) -> None:
-    (tmp_path / "a_sat.jpg").write_bytes(b"x" * 7)
-    (tmp_path / "b_mask.png").write_bytes(b"y" * 3)
-    assert list_with_sizes(str(tmp_path)) == [("a_sat.jpg", 7), ("b_mask.png", 3)]
-
-
-def test_list_with_sizes_on_gcs(gcs_root: str) -> None:
-    from pipelines.core import storage
-
-    storage.write_bytes(storage.join(gcs_root, "raw", "1_sat.jpg"), b"abcd")
-    assert list_with_sizes(storage.join(gcs_root, "raw")) == [("1_sat.jpg", 4)]

@@ -64,3 +64,14 @@ def test_check_readable_root_missing_local_folder(tmp_path: Path) -> None:
 def test_check_readable_root_missing_bucket(gcs_emulator: str) -> None:
     with pytest.raises(FileNotFoundError, match="no-such-bucket-landcover"):
         storage.check_readable_root("gs://no-such-bucket-landcover/raw")
+
+
+def test_list_with_sizes_reports_relative_names_and_sizes(tmp_path: Path) -> None:
+    (tmp_path / "a_sat.jpg").write_bytes(b"x" * 7)
+    (tmp_path / "b_mask.png").write_bytes(b"y" * 3)
+    assert storage.list_with_sizes(str(tmp_path)) == [("a_sat.jpg", 7), ("b_mask.png", 3)]
+
+
+def test_list_with_sizes_on_gcs(gcs_root: str) -> None:
+    storage.write_bytes(storage.join(gcs_root, "raw", "1_sat.jpg"), b"abcd")
+    assert storage.list_with_sizes(storage.join(gcs_root, "raw")) == [("1_sat.jpg", 4)]
