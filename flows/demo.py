@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from flows.inference import nightly_inference
     from flows.layout import Layout
     from flows.train import train
-    from pipelines.core import storage
+    from pipelines.io import storage
     from pipelines.synth import write_scenes
 
     layout = Layout(str(root))

@@ -33,9 +33,9 @@ from prefect.artifacts import create_markdown_artifact
 from flows import tasks
 from flows.events import DROP_MARKER, RECEIPT_NAME, drop_uri
 from flows.layout import Layout, safe_name
-from pipelines.core import storage
 from pipelines.core.errors import ErrorRecord
-from pipelines.core.naming import LABELED_IMAGE_SUFFIX, mask_id_of, scene_id_of
+from pipelines.core.naming import LABELED_IMAGE_SUFFIX, basename, mask_id_of, scene_id_of
+from pipelines.io import storage
 
 STAGE = "imagery-drop"
 TRAIN_DEPLOYMENT = "train/landcover"
@@ -57,7 +57,7 @@ def plan_drop(uris: Sequence[str]) -> DropPlan:
     images: dict[str, str] = {}
     masks: dict[str, str] = {}
     for uri in sorted(uris):
-        name = storage.basename(uri)
+        name = basename(uri)
         if name in (DROP_MARKER, RECEIPT_NAME):
             continue
         scene_id, mask_id = scene_id_of(name), mask_id_of(name)
@@ -184,17 +184,13 @@ def imagery_drop(
     invalid = plan.invalid + [tuple(e) for e in checked["errors"]]
 
     moves = [
-        (uri, storage.join(layout.raw, storage.basename(uri)))
+        (uri, storage.join(layout.raw, basename(uri)))
         for _, image, mask in checked["pairs"]
         for uri in (image, mask)
     ]
-    moves += [
-        (uri, storage.join(layout.incoming, storage.basename(uri))) for _, uri in checked["images"]
-    ]
+    moves += [(uri, storage.join(layout.incoming, basename(uri))) for _, uri in checked["images"]]
     rejected_dir = layout.rejected(drop_id)
-    rejected = [
-        (uri, storage.join(rejected_dir, storage.basename(uri)), reason) for uri, reason in invalid
-    ]
+    rejected = [(uri, storage.join(rejected_dir, basename(uri)), reason) for uri, reason in invalid]
     moves += [(uri, moved_to) for uri, moved_to, _ in rejected]
     tasks.move_files(moves)
     if rejected:

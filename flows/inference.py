@@ -21,6 +21,7 @@ from flows.layout import Layout
 from flows.registry import read_promoted
 from flows.report import inference_report
 from pipelines.core.naming import mask_id_of, scene_id_of
+from pipelines.core.tiling import TILE_OVERLAP, TILE_SIZE
 
 ARTIFACT_KEY = "landcover-inference-report"
 
@@ -36,8 +37,8 @@ def pending_scenes(input_names: Sequence[str], output_names: Sequence[str]) -> l
 def nightly_inference(
     root: str,
     input_uri: str | None = None,
-    tile: int = 612,
-    overlap: int = 64,
+    tile: int = TILE_SIZE,
+    overlap: int = TILE_OVERLAP,
     batch_size: int = 4,
     beam_args: list[str] | None = None,
 ) -> dict[str, Any]:

@@ -17,7 +17,7 @@ Drops are kept apart from ``incoming/``: a drop is unpacked by the ``imagery-dro
 moves labeled pairs into ``raw/`` and unlabeled scenes into ``incoming/`` (a flat folder that
 batch inference globs in one level, locally and on GCS alike).
 
-Every path is built with ``pipelines.core.storage.join``, so ``root`` may be a local folder or
+Every path is built with ``pipelines.io.storage.join``, so ``root`` may be a local folder or
 ``gs://bucket/prefix`` and the same flows run on both.
 """
 
@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.core import storage
+from pipelines.io import storage
 
 PROMOTED_POINTER = "promoted.json"
 FINGERPRINT_NAME = "fingerprint.json"

@@ -20,7 +20,7 @@ import math
 from typing import Any
 
 from flows.layout import Layout, model_version
-from pipelines.core import storage
+from pipelines.io import storage
 
 SCORE_KEY = "val_miou"
 REQUIRED_KEYS: tuple[str, ...] = ("arch", "version", "model_uri", SCORE_KEY)

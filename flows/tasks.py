@@ -23,7 +23,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.retries import storage_retry_options
-from pipelines.core import storage
+from pipelines.core.naming import basename
+from pipelines.io import storage
 
 BEAM_ARGS_ENV = "LANDCOVER_BEAM_ARGS"
 # models.train logs its progress here; PREFECT_LOGGING_EXTRA_LOGGERS=landcover ships it to the UI.
@@ -138,7 +139,7 @@ def preprocess(
 ) -> dict[str, Any]:
     """Beam preprocessing (``pipelines.preprocess.run_preprocess``); returns its manifest."""
     from pipelines.core.records import RecordFormat
-    from pipelines.preprocess import run_preprocess
+    from pipelines.preprocess.job import run_preprocess
 
     return run_preprocess(
         input_uri,
@@ -152,7 +153,7 @@ def preprocess(
 
 
 def train_config_fields() -> set[str]:
-    from models.train import TrainConfig
+    from models.train.config import TrainConfig
 
     return {field.name for field in dataclasses.fields(TrainConfig)}
 
@@ -172,7 +173,8 @@ def fit(config: dict[str, Any]) -> dict[str, Any]:
     A retry after a transient failure resumes from the run's last checkpoint (training writes
     them under its output), so it does not start over.
     """
-    from models.train import TrainConfig, train
+    from models.train.config import TrainConfig
+    from models.train.loop import train
 
     check_train_options(config)
     progress = logging.getLogger(TRAIN_LOGGER)
@@ -192,8 +194,8 @@ def predict(
     batch_size: int,
     beam_args: list[str],
 ) -> dict[str, Any]:
-    """Beam batch inference (``pipelines.inference.run_predict``); skips scenes already done."""
-    from pipelines.inference import run_predict
+    """Beam batch inference (``pipelines.predict.job.run_predict``); skips scenes already done."""
+    from pipelines.predict.job import run_predict
 
     return run_predict(
         model_uri,
@@ -217,7 +219,7 @@ def evaluate(
     labels: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Metrics and pictures (``pipelines.evaluate.evaluate``); returns the metrics dict."""
-    from pipelines.evaluate import evaluate as run_evaluate
+    from pipelines.evaluate.job import evaluate as run_evaluate
 
     extra: dict[str, Any] = {}
     if labels is not None:
@@ -242,8 +244,8 @@ def validate_scenes(
     images are decoded exactly as batch inference will decode them (GeoTIFF included).
     """
     from pipelines.core.errors import BadInputError
-    from pipelines.inference import decode_scene  # the decoder inference uses (GeoTIFF too)
-    from pipelines.preprocess import read_labeled_scene  # what preprocessing will accept
+    from pipelines.predict.job import decode_scene  # the decoder inference uses (GeoTIFF too)
+    from pipelines.preprocess.job import read_labeled_scene  # what preprocessing will accept
 
     logger = get_run_logger()
     good_pairs: list[tuple[str, str, str]] = []
@@ -258,7 +260,7 @@ def validate_scenes(
             partner = mask_uri if error.uri == image_uri else image_uri
             errors += [
                 (error.uri, error.reason),
-                (partner, f"its pair {storage.basename(error.uri)} is invalid: {error.reason}"),
+                (partner, f"its pair {basename(error.uri)} is invalid: {error.reason}"),
             ]
     for scene_id, image_uri in images:
         try:

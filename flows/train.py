@@ -25,7 +25,7 @@ from flows import tasks
 from flows.layout import Layout, fingerprint, model_version, new_run_id
 from flows.registry import promote_if_better, read_promoted
 from flows.report import training_report
-from pipelines.core import storage
+from models.registry import ARCHITECTURES
 from pipelines.core.naming import (
     MASK_SUFFIX,
     METADATA_FILE,
@@ -35,8 +35,10 @@ from pipelines.core.naming import (
     mask_name,
 )
 from pipelines.core.records import RecordFormat
+from pipelines.core.tiling import PATCH_SIZE, TILE_OVERLAP, TILE_SIZE
+from pipelines.io import storage
 
-DEFAULT_ARCHS: tuple[str, ...] = ("unet", "resnet50_unet")
+DEFAULT_ARCHS: tuple[str, ...] = ARCHITECTURES
 ARTIFACT_KEY = "landcover-training-report"
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -224,14 +226,14 @@ def train(
     base_filters: int = 64,
     crop_size: int | None = None,
     val_steps: int | None = None,
-    patch_size: int = 612,
+    patch_size: int = PATCH_SIZE,
     val_fraction: float = 0.1,
     seed: int = 0,
     codec: str = DEFAULT_RECORD_FORMAT.codec,
     compression: str = DEFAULT_RECORD_FORMAT.compression,
     train_options: dict[str, Any] | None = None,
-    tile: int = 612,
-    overlap: int = 64,
+    tile: int = TILE_SIZE,
+    overlap: int = TILE_OVERLAP,
     predict_batch_size: int = 4,
     beam_args: list[str] | None = None,
     train_deployment: str | None = None,

@@ -1,7 +1,7 @@
 """The two segmentation architectures, chosen by name, and the helpers that save and load them.
 
 ``build_model("unet" | "resnet50_unet", ...)`` returns a plain Keras 3 functional model:
-input ``(None, None, C)`` float (the image after ``pipelines.core.imaging.normalize_image``),
+input ``(None, None, C)`` float (the image after ``pipelines.io.imaging.normalize_image``),
 output ``(None, None, num_classes)`` float32 softmax probabilities of the same height and width.
 
 Any height and width work (612 included, which no stride-32 network divides): the model
@@ -18,7 +18,7 @@ Importing this module registers every custom object of the project (the two laye
 Dice loss and metric, the streaming mIoU metric) under the ``landcover`` package, so
 ``keras.models.load_model("model.keras")`` needs no ``custom_objects`` once it has run;
 ``load_model`` below does the import for you. ``models/__init__.py`` stays empty on purpose:
-``import models.metrics`` (pure NumPy, used by ``landcover evaluate``) must not pull in
+``import pipelines.core.metrics`` (pure NumPy, used by ``landcover evaluate``) must not pull in
 TensorFlow.
 """
 

@@ -1,10 +1,10 @@
 """``DeepGlobeMeanIoU``: the challenge mIoU as a streaming Keras metric for training.
 
-It accumulates the same 7x7 confusion matrix as ``models.metrics.confusion_matrix`` (rows =
-truth, columns = prediction, from the argmax of the one-hot truth and of the probabilities)
-and computes the score with the same rules (see ``models.metrics``); ``confusion()`` hands the
-matrix to the NumPy functions for per-class IoU and Dice. Lives apart from ``models.metrics``
-so that module stays free of TensorFlow.
+It accumulates the same 7x7 confusion matrix as ``pipelines.core.metrics.confusion_matrix``
+(rows = truth, columns = prediction, from the argmax of the one-hot truth and of the
+probabilities) and computes the score with the same rules; ``confusion()`` hands the matrix to
+the NumPy functions for per-class IoU and Dice. Lives apart from ``pipelines.core.metrics`` so
+that module stays free of TensorFlow.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class DeepGlobeMeanIoU(keras.metrics.Metric):
     Counts are int64: float32 counts stop being exact past 2**24 pixels per cell (45 patches of
     612x612), which an epoch passes at once. ``sample_weight`` (optional, ``(B, H, W)``) is a
     mask: pixels with weight 0 are not counted. ``result()`` is NaN until a class is scored,
-    like ``models.metrics.miou_from_confusion``.
+    like ``pipelines.core.metrics.miou_from_confusion``.
     """
 
     def __init__(self, name: str = "miou", dtype=None):
@@ -65,5 +65,5 @@ class DeepGlobeMeanIoU(keras.metrics.Metric):
         self.total_cm.assign(ops.zeros((NUM_CLASSES, NUM_CLASSES), dtype="int64"))
 
     def confusion(self) -> np.ndarray:
-        """The accumulated confusion matrix as NumPy (7, 7) int64, for ``models.metrics``."""
+        """The accumulated confusion matrix, NumPy (7, 7) int64, for ``pipelines.core.metrics``."""
         return np.asarray(ops.convert_to_numpy(self.total_cm), dtype=np.int64)

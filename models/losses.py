@@ -169,6 +169,6 @@ def dice_coefficient(y_true, y_pred):
 
     A plain function so ``compile(metrics=[dice_coefficient])`` and a custom loop's
     ``keras.metrics.Mean`` can both use it; for the challenge's hard Dice per class, use
-    ``models.metrics.dice_from_confusion``.
+    ``pipelines.core.metrics.dice_from_confusion``.
     """
     return soft_dice(y_true, y_pred)

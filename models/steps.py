@@ -49,7 +49,7 @@ class DiceSpec:
 
 
 def confusion_counts(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-    """(49,) float32 counts of truth×7 + prediction, the layout of ``models.metrics``.
+    """(49,) float32 counts of truth×7 + prediction, the layout of ``pipelines.core.metrics``.
 
     float32 so every strategy (TPU included) can all-reduce it; counts are exact up to 2**24
     per cell and step (44 whole 612² patches of one class in one global batch), and the host

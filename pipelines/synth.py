@@ -35,8 +35,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from pipelines.core.imaging import encode_png
 from pipelines.core.palette import BINARIZE_THRESHOLD, NUM_CLASSES, encode_mask
+from pipelines.io.imaging import encode_png
 
 # Global class shares (palette order): DeepGlobe's train split is about urban .09, agriculture
 # .58, rangeland .09, forest .11, water .04, barren .09, unknown .001. Flattened so every
@@ -254,7 +254,8 @@ def write_scenes(
 ) -> list[str]:
     """Write ``n`` scenes as ``{prefix}{id}_sat.jpg`` (+ ``{prefix}{id}_mask.png`` if labeled)
     under a local path or ``gs://`` URI; returns the scene ids (``{prefix}{id}``) in order."""
-    from pipelines.core import naming, storage  # imports Beam: only when writing
+    from pipelines.core import naming
+    from pipelines.io import storage  # imports Beam: only when writing
 
     written = []
     for number in scene_ids(n, seed, first_id):

@@ -60,7 +60,7 @@ def test_pipeline():  # type: ignore[no-untyped-def]
     """A TestPipeline factory on the offline DirectRunner (no Prism download attempt)."""
     from apache_beam.testing.test_pipeline import TestPipeline
 
-    from pipelines.core.beam_runtime import OfflineDirectRunner
+    from pipelines.io.beam_runtime import OfflineDirectRunner
 
     def make() -> TestPipeline:
         return TestPipeline(runner=OfflineDirectRunner())

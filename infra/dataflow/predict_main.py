@@ -4,7 +4,7 @@ import sys
 
 from launch import translate
 
-from pipelines.inference import _parser, main
+from pipelines.predict.cli import build_parser, main
 
 if __name__ == "__main__":
-    sys.exit(main(translate(sys.argv[1:], _parser())))
+    sys.exit(main(translate(sys.argv[1:], build_parser())))

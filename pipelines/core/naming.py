@@ -6,8 +6,6 @@ synth) asks this module, so a new accepted image type or output name is a one-li
 
 from __future__ import annotations
 
-from pipelines.core import storage
-
 # The labeled training format, exactly as DeepGlobe ships it.
 LABELED_IMAGE_SUFFIX = "_sat.jpg"
 MASK_SUFFIX = "_mask.png"
@@ -37,8 +35,13 @@ def mask_name(scene_id: str) -> str:
     return f"{scene_id}{MASK_SUFFIX}"
 
 
+def basename(uri: str) -> str:
+    """The last part of a local path or ``scheme://bucket/…`` URI (``/`` separated in both)."""
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _strip(uri: str, suffixes: tuple[str, ...], *, any_case: bool) -> str | None:
-    name = storage.basename(uri)
+    name = basename(uri)
     compared = name.lower() if any_case else name
     for suffix in suffixes:
         if compared.endswith(suffix) and len(name) > len(suffix):

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# The one set of tiling defaults: training patches (preprocess) and inference tiles (predict).
+PATCH_SIZE = 612
+TILE_SIZE = 612
+TILE_OVERLAP = 64
+
 
 def patch_origins(length: int, patch: int) -> list[int]:
     """Start offsets along one side: a regular grid, the last one flush with the edge."""

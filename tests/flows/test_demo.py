@@ -44,7 +44,7 @@ def test_quick_demo_runs_the_whole_job(tmp_path: Path) -> None:
     root = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     done = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "demo", "--root", str(root), "--quick"],
+        [sys.executable, "-m", "flows.cli", "demo", "--root", str(root), "--quick"],
         env={**env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
         capture_output=True,
         text=True,

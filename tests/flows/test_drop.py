@@ -136,7 +136,8 @@ def test_drop_from_a_gcs_bucket_into_a_gcs_root(
     prefect_harness: None, gcs_emulator: str, gcs_root: str, tiny_scenes: Path
 ) -> None:
     """bucket + prefix name a real bucket (the emulator); every file moves through gs://."""
-    from pipelines.core import storage
+    from pipelines.core.naming import basename
+    from pipelines.io import storage
 
     prefix = f"{gcs_root.split('/', 3)[3]}/drops/2024-06-01"
     drop = f"gs://{gcs_emulator}/{prefix}"
@@ -153,4 +154,4 @@ def test_drop_from_a_gcs_bucket_into_a_gcs_root(
     rejected = storage.join(root, "rejected", safe_name(prefix))
     assert storage.exists(storage.join(rejected, "broken_sat.jpg"))
     assert storage.exists(storage.join(rejected, "errors.jsonl"))
-    assert [storage.basename(u) for u in storage.list_files(drop)] == [RECEIPT_NAME]
+    assert [basename(u) for u in storage.list_files(drop)] == [RECEIPT_NAME]

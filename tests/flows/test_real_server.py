@@ -34,7 +34,7 @@ class Up:
         env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("PREFECT_API_URL", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "up", "--root", str(root), "--port", str(port)],
+            [sys.executable, "-m", "flows.cli", "up", "--root", str(root), "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -18,8 +18,8 @@ from flows.retries import (
     retry_on_transient,
     storage_retry_options,
 )
-from pipelines.core import storage
 from pipelines.core.errors import BadInputError
+from pipelines.io import storage
 
 
 @pytest.mark.parametrize(

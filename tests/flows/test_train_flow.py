@@ -190,8 +190,9 @@ def test_val_ids_recomputed_match_what_preprocess_wrote(
     root_with_raw: Path, tmp_path: Path
 ) -> None:
     """The recomputed split equals the scenes preprocessing really put in the val shards."""
-    from pipelines.core.records import RecordFormat, decode_patch, split_files
-    from pipelines.preprocess import run_preprocess
+    from pipelines.core.records import RecordFormat
+    from pipelines.io.records import decode_patch, split_files
+    from pipelines.preprocess.job import run_preprocess
 
     out = tmp_path / "records"
     manifest = run_preprocess(

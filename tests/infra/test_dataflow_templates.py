@@ -24,10 +24,10 @@ def load_launcher(infra: Path) -> ModuleType:
 
 def parser_for(template: str) -> argparse.ArgumentParser:
     if template == "preprocess":
-        from pipelines.preprocess import _parser
+        from pipelines.preprocess.cli import build_parser
     else:
-        from pipelines.inference import _parser
-    return _parser()
+        from pipelines.predict.cli import build_parser
+    return build_parser()
 
 
 @pytest.mark.parametrize("template", ["preprocess", "predict"])
@@ -87,6 +87,6 @@ def test_launcher_translates_template_style_arguments(infra: Path) -> None:
 @pytest.mark.parametrize("template", ["preprocess", "predict"])
 def test_launcher_files_exist_and_call_their_cli(infra: Path, template: str) -> None:
     source = (infra / "dataflow" / f"{template}_main.py").read_text()
-    module = "pipelines.preprocess" if template == "preprocess" else "pipelines.inference"
-    assert f"from {module} import _parser, main" in source
-    assert "translate(sys.argv[1:], _parser())" in source
+    module = "pipelines.preprocess.cli" if template == "preprocess" else "pipelines.predict.cli"
+    assert f"from {module} import build_parser, main" in source
+    assert "translate(sys.argv[1:], build_parser())" in source

@@ -30,7 +30,7 @@ def check_cluster(cluster: dict[str, list[str]]) -> None:
 
 
 def check_train_args(command: list[str], args: list[str]) -> None:
-    from models.train import config_from_args
+    from models.train.cli import config_from_args
 
     assert command == ["landcover", "train"]
     config = config_from_args(args)

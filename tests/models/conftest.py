@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import cli
+from flows import cli
 
 
 def assert_save_load_roundtrip(model, x: np.ndarray, tmp_path: Path):

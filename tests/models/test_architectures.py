@@ -231,8 +231,8 @@ def test_mixed_precision_keeps_float32_probabilities():
 
 def test_compiled_model_trains_and_reloads_with_its_loss_and_metrics(tmp_path):
     from models.architectures import load_model
+    from models.keras_metrics import DeepGlobeMeanIoU
     from models.losses import DiceLoss, dice_coefficient
-    from models.metrics import DeepGlobeMeanIoU
 
     keras.utils.set_random_seed(0)
     model = build_model("unet", base_filters=4)

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models import records
 from models.input import InputConfig, make_input, shard_policy_for
-from pipelines.core import records
-from pipelines.core.imaging import normalize_image
 from pipelines.core.palette import NUM_CLASSES
+from pipelines.io.imaging import normalize_image
+from pipelines.io.records import encode_patch
 
 PATCH = 16
 CLASS_LEVEL = 36  # red channel = class id × 36: a pixel's color says its class
@@ -44,7 +45,7 @@ def write_records(root: Path, n_train: int = 12, n_val: int = 5, shards: int = 3
                 for i in range(shard, count, shards):
                     image, ids = coded_patch(index)
                     index += 1
-                    writer.write(records.encode_patch(f"s{i}", 0, 0, image, ids, fmt))
+                    writer.write(encode_patch(f"s{i}", 0, 0, image, ids, fmt))
     manifest = {
         "schema_version": records.SCHEMA_VERSION,
         "patch_size": PATCH,

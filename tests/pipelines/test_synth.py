@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from pipelines import synth
+from pipelines.core.naming import basename
 from pipelines.core.palette import (
     ACTIVE_CLASSES,
     CLASS_COLORS,
@@ -183,10 +184,10 @@ def test_cli_rejects_bad_arguments(tmp_path: Path, bad: list[str]) -> None:
 
 
 def test_writes_to_gcs(gcs_root: str) -> None:
-    from pipelines.core import storage
+    from pipelines.io import storage
 
     ids = synth.write_scenes(gcs_root, 1, size=64, seed=0)
-    names = sorted(storage.basename(u) for u in storage.list_files(gcs_root))
+    names = sorted(basename(u) for u in storage.list_files(gcs_root))
     assert names == [f"{ids[0]}_mask.png", f"{ids[0]}_sat.jpg"]
     mask = _open(storage.read_bytes(storage.join(gcs_root, f"{ids[0]}_mask.png")))
     assert mask.mode == "RGB"

@@ -1,0 +1,41 @@
+"""The model layer's serving API: load a trained model, predict class probabilities for tiles.
+
+Batch inference (``pipelines.predict``), benchmarks and notebooks call only these two functions,
+so how a model is loaded (local or ``gs://``, registered custom objects) and how its input is
+normalised are decided here once, next to the training input that uses the same
+normalisation (``models.input``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipelines.io import storage
+from pipelines.io.imaging import normalize_image
+
+if TYPE_CHECKING:
+    import keras
+
+
+def load_model(model_file_uri: str) -> keras.Model:
+    """Load a ``model.keras`` (local or ``gs://``) for inference, without optimizer or loss.
+
+    Keras reads local files only, so a remote model is copied to a temporary file first.
+    """
+    from models.architectures import load_model as load_keras_file
+
+    with storage.local_copy(model_file_uri) as path:
+        return load_keras_file(path)
+
+
+def predict_tiles(model: keras.Model, tiles: np.ndarray) -> np.ndarray:
+    """uint8 tiles ``(N, H, W, 3)`` → float32 class probabilities ``(N, H, W, classes)``.
+
+    One forward pass over the whole batch; the caller chooses the batch size. The pixels are
+    normalised exactly as training normalises them.
+    """
+    if tiles.ndim != 4 or tiles.shape[-1] != 3:
+        raise ValueError(f"expected uint8 tiles of shape (N, H, W, 3), got {tiles.shape}")
+    return np.asarray(model.predict_on_batch(normalize_image(tiles)), dtype=np.float32)

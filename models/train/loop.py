@@ -1,0 +1,603 @@
+"""``landcover train``: Dice-loss training of ``unet`` | ``resnet50_unet`` under tf.distribute.
+
+Python API (what the Prefect flows call)::
+
+    from models.train.config import TrainConfig
+    from models.train.loop import train
+    metadata = train(TrainConfig(data="gs://b/records/v1", output="gs://b/models/unet/v1"))
+
+One custom loop (``models.steps``) serves every strategy (``models.strategy``), because Keras 3's
+``fit`` does not run under ``MultiWorkerMirroredStrategy``. A run:
+
+1. picks the strategy; the global batch is ``batch_size`` (per replica) × replicas;
+2. builds the model and optimizer in the strategy's scope (the optimizer is built on *all*
+   variables before an encoder freeze, so it can go on after the unfreeze);
+3. restores the latest checkpoint under ``OUTPUT/checkpoints`` if there is one: step, epoch,
+   weights and optimizer state (Adam moments, loss scale), then skips the batches of the
+   interrupted epoch that were already trained on (exactly the same batches with
+   ``--deterministic``; see ``models.input``);
+4. trains, logging step, loss and patches/s every ``log_every`` steps and writing TensorBoard
+   scalars under ``OUTPUT/logs``; checkpoints every ``checkpoint_every`` steps and at each
+   epoch end; validates each epoch (val Dice and the DeepGlobe mIoU of ``pipelines.core.metrics``);
+5. stops with :class:`NonFiniteLossError` (exit status 3) the moment a loss is NaN or infinite,
+   before that step is checkpointed, so the last checkpoint stays usable;
+6. writes ``model.keras`` and ``metadata.json`` to ``OUTPUT`` (the chief only; under
+   multi-worker the other workers save to a temporary folder and delete it, as TF recommends,
+   because saving may take part in collectives).
+
+``model.keras`` and ``metadata.json`` go through ``pipelines.io.storage`` (local or ``gs://``,
+emulator included). Checkpoints and TensorBoard logs are written by TensorFlow's own filesystem
+layer, which speaks real ``gs://`` but ignores ``STORAGE_EMULATOR_HOST``; ``checkpoint_dir`` and
+``log_dir`` move them elsewhere (tests on the emulator point them at a local folder).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from models.input import InputConfig, make_input
+from models.steps import DiceSpec
+from models.strategy import parse_tf_config
+from models.train.config import TrainConfig
+from pipelines.core.naming import METADATA_FILE, MODEL_FILE, basename
+from pipelines.core.palette import CLASS_NAMES, NUM_CLASSES
+from pipelines.io import records, storage
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+LOG = logging.getLogger("landcover.train")
+STATE_FILE = "train_state.json"
+METADATA_VERSION = 1
+EXIT_NON_FINITE = 3
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite: training stopped (exit status 3 on the command line)."""
+
+    def __init__(self, loss: float, step: int, epoch: int, checkpoint: str | None) -> None:
+        where = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint yet"
+        super().__init__(
+            f"non-finite loss {loss} at step {step} (epoch {epoch}): training stopped; {where}. "
+            "Lower --learning-rate, or check the input data; with --mixed-precision try "
+            "without it."
+        )
+        self.loss = loss
+        self.step = step
+        self.epoch = epoch
+
+
+@dataclass
+class _Run:
+    """Mutable state of one run that the helpers below share."""
+
+    config: TrainConfig
+    strategy: Any
+    strategy_name: str
+    is_chief: bool
+    replicas: int
+    global_batch: int
+    steps_per_epoch: int
+    manifest: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from_step: list[int] = field(default_factory=list)
+    last_checkpoint: str | None = None
+
+
+# ---- small pure helpers ------------------------------------------------------------------------
+
+
+def code_version() -> str:
+    """``git describe`` of the checkout the code runs from, else the installed package version."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        result = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if result.returncode == 0 and result.stdout.strip():
+            return f"git:{result.stdout.strip()}"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"landcover=={version('landcover')}"
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def split_patch_count(manifest: dict[str, Any], split: str) -> int | None:
+    """Patches in ``split`` per the manifest (``patches: {train: n, val: n}``), else None."""
+    patches = manifest.get("patches")
+    value = patches.get(split) if isinstance(patches, dict) else None
+    return int(value) if isinstance(value, int) and value >= 0 else None
+
+
+def default_steps_per_epoch(manifest: dict[str, Any], global_batch: int) -> int:
+    """One pass over the train split: ``train patches // global batch`` (at least 1)."""
+    patches = split_patch_count(manifest, "train")
+    if patches is None:
+        raise ValueError(
+            "the manifest does not say how many train patches there are; pass --steps-per-epoch"
+        )
+    return max(1, patches // global_batch)
+
+
+def epoch_position(step: int, epoch: int, steps_per_epoch: int) -> int:
+    """Steps of ``epoch`` already done when the global step counter is ``step``."""
+    return min(max(step - epoch * steps_per_epoch, 0), steps_per_epoch)
+
+
+def val_metrics(intersection: np.ndarray, total: np.ndarray, cm: np.ndarray, smooth: float):
+    """Epoch validation metrics from summed Dice terms and the confusion matrix."""
+    from models.losses import dice_from_sums
+    from pipelines.core import metrics
+
+    dice = float(dice_from_sums(intersection, total, smooth=smooth))
+    iou = metrics.iou_from_confusion(cm)
+    hard_dice = metrics.dice_from_confusion(cm)
+
+    def clean(value: float) -> float | None:
+        return None if math.isnan(value) else float(value)
+
+    from pipelines.core.palette import ACTIVE_CLASSES
+
+    return {
+        "val_loss": 1.0 - dice,
+        "val_dice": dice,
+        "val_miou": clean(metrics.miou_from_confusion(cm)),
+        "val_pixel_accuracy": clean(metrics.pixel_accuracy(cm)),
+        "val_per_class_iou": {CLASS_NAMES[c]: clean(iou[c]) for c in ACTIVE_CLASSES},
+        "val_per_class_dice": {CLASS_NAMES[c]: clean(hard_dice[c]) for c in ACTIVE_CLASSES},
+    }
+
+
+@contextlib.contextmanager
+def _dtype_policy(mixed_precision: bool) -> Iterator[None]:
+    """Set Keras's global dtype policy for the model build, and put the old one back after."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+# ---- checkpoint side files (TensorFlow's filesystem, next to the checkpoints) --------------
+
+
+def _read_state(directory: str) -> dict[str, Any]:
+    import tensorflow as tf
+
+    path = f"{directory.rstrip('/')}/{STATE_FILE}"
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path, "r") as handle:
+        return json.loads(handle.read())
+
+
+def _write_state(directory: str, state: dict[str, Any]) -> None:
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(directory)
+    path = f"{directory.rstrip('/')}/{STATE_FILE}"
+    tmp = f"{path}.tmp"
+    with tf.io.gfile.GFile(tmp, "w") as handle:
+        handle.write(json.dumps(state, indent=2))
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+# ---- the run -----------------------------------------------------------------------------------
+
+
+def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    import keras
+
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    if config.mixed_precision:
+        # Dynamic loss scaling: float16 gradients would underflow; overflowing steps are skipped.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _input(run: _Run, split: str, epoch: int) -> tf.data.Dataset:
+    """The (global-batch) dataset of one epoch; its seed depends on the epoch."""
+    config = run.config
+    training = split == "train"
+    cluster = parse_tf_config()
+    input_config = InputConfig(
+        batch_size=run.global_batch,
+        training=training,
+        augment=config.augment and training,
+        crop_size=config.crop_size if training else None,
+        shuffle_buffer=config.shuffle_buffer,
+        repeat=training,
+        deterministic=config.deterministic,
+        seed=config.seed * 1000 + epoch,
+    )
+    return make_input(config.data, split, input_config, num_workers=cluster.num_workers)
+
+
+def _validate(run: _Run, eval_step: Any) -> dict[str, Any]:
+    config = run.config
+    if not records.split_files(config.data, "val"):
+        LOG.warning("no val shards under %s: skipping validation", config.data)
+        return {}
+    dataset = _input(run, "val", 0)
+    if run.strategy_name == "tpu":  # TPUs need static shapes: drop the last partial batch
+        dataset = dataset.unbatch().batch(run.global_batch, drop_remainder=True)
+    if config.val_steps is not None:
+        dataset = dataset.take(config.val_steps)
+    intersection = total = None
+    counts = np.zeros(NUM_CLASSES * NUM_CLASSES, np.int64)
+    for batch in run.strategy.experimental_distribute_dataset(dataset):
+        batch_i, batch_s, batch_cm = (np.asarray(v, np.float64) for v in eval_step(batch))
+        intersection = batch_i if intersection is None else intersection + batch_i
+        total = batch_s if total is None else total + batch_s
+        counts += np.rint(batch_cm).astype(np.int64)
+    if intersection is None or total is None:
+        return {}
+    cm = counts.reshape(NUM_CLASSES, NUM_CLASSES)
+    return val_metrics(intersection, total, cm, config.dice_smooth)
+
+
+def _checkpoint_dir_for(run: _Run) -> str:
+    """The chief writes the real checkpoints; other workers a throw-away local folder."""
+    if run.is_chief:
+        return run.config.checkpoint_root
+    return tempfile.mkdtemp(prefix="landcover-worker-ckpt-")
+
+
+@contextlib.contextmanager
+def _op_determinism(enabled: bool) -> Iterator[None]:
+    """Deterministic TF kernels for this run only (the switch is process-wide)."""
+    if not enabled:
+        yield
+        return
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    was_enabled = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_enabled:
+            tf_config.disable_op_determinism()
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train as ``config`` says; returns the metadata written to ``OUTPUT/metadata.json``.
+
+    Raises :class:`NonFiniteLossError` when the loss stops being finite, ValueError for bad
+    options, FileNotFoundError for missing data.
+    """
+    config.validate()
+    with _op_determinism(config.deterministic):
+        return _train(config)
+
+
+def _train(config: TrainConfig) -> dict[str, Any]:
+    started = time.monotonic()
+    # The strategy first: MultiWorkerMirroredStrategy must be set up before other TF work.
+    from models.strategy import make_strategy, strategy_is_chief
+
+    strategy, strategy_name = make_strategy(config.strategy)
+    import keras
+    import tensorflow as tf
+
+    from models import architectures
+    from models.steps import make_eval_step, make_sync_batchnorm, make_train_step
+
+    keras.utils.set_random_seed(config.seed)
+    manifest = records.read_manifest(config.data)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config.batch_size * replicas
+    run = _Run(
+        config=config,
+        strategy=strategy,
+        strategy_name=strategy_name,
+        is_chief=strategy_is_chief(strategy),
+        replicas=replicas,
+        global_batch=global_batch,
+        steps_per_epoch=config.steps_per_epoch or default_steps_per_epoch(manifest, global_batch),
+        manifest=manifest,
+    )
+    jit = config.jit
+    if jit and strategy_name == "tpu":
+        jit = False  # TPU steps are XLA-compiled anyway
+    elif jit and replicas > 1:
+        LOG.warning("--jit compiles single-replica steps only; ignored with %d replicas", replicas)
+        jit = False
+    LOG.info(
+        "strategy %s: %d replica(s), global batch %d (%d per replica), %d steps per epoch%s",
+        strategy_name,
+        replicas,
+        global_batch,
+        config.batch_size,
+        run.steps_per_epoch,
+        "" if run.is_chief else " (not the chief: outputs go to temporary folders)",
+    )
+
+    with contextlib.ExitStack() as stack:
+        encoder_weights = config.encoder_weights
+        if storage.is_remote(encoder_weights):  # Keras reads local weights files only
+            encoder_weights = stack.enter_context(storage.local_copy(encoder_weights))
+        stack.enter_context(_dtype_policy(config.mixed_precision))
+        stack.enter_context(strategy.scope())
+        model = architectures.build_model(
+            config.arch, base_filters=config.base_filters, encoder_weights=encoder_weights
+        )
+        optimizer = _make_optimizer(config)
+        optimizer.build(model.trainable_variables)  # all of them, before any freeze
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, step=step_var, epoch=epoch_var
+    )
+    write_dir = _checkpoint_dir_for(run)
+    manager = tf.train.CheckpointManager(
+        checkpoint, write_dir, max_to_keep=config.keep_checkpoints if run.is_chief else 1
+    )
+    latest = tf.train.latest_checkpoint(config.checkpoint_root)
+    state: dict[str, Any] = {}
+    if latest:
+        try:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as err:
+            raise ValueError(
+                f"checkpoint {latest} does not match this model: resume with the options it was "
+                f"started with (--arch, --base-filters, --mixed-precision) or use a new output "
+                f"({type(err).__name__}: {err})"
+            ) from err
+        state = _read_state(config.checkpoint_root)
+        run.resumed_from_step = [*state.get("resumed_from_step", []), int(step_var.numpy())]
+        run.history = [h for h in state.get("history", []) if h["epoch"] <= int(epoch_var.numpy())]
+        run.last_checkpoint = latest
+        LOG.info(
+            "resuming from %s: step %d, epoch %d, step %d of that epoch",
+            latest,
+            int(step_var.numpy()),
+            int(epoch_var.numpy()) + 1,
+            epoch_position(int(step_var.numpy()), int(epoch_var.numpy()), run.steps_per_epoch),
+        )
+
+    if run.is_chief:
+        writer = tf.summary.create_file_writer(config.log_root)
+    else:
+        writer = tf.summary.create_noop_writer()
+    spec = DiceSpec(smooth=config.dice_smooth, ignore_unknown=config.ignore_unknown)
+    sync_batchnorm = make_sync_batchnorm(strategy, model)
+    eval_step = make_eval_step(strategy, model, spec)
+    has_encoder = architectures.get_encoder(model) is not None
+    encoder_trainable: bool | None = None
+    train_step = None
+
+    def save_checkpoint() -> None:
+        sync_batchnorm()
+        path = manager.save(checkpoint_number=int(step_var.numpy()))
+        if run.is_chief:
+            run.last_checkpoint = path
+            _write_state(
+                config.checkpoint_root,
+                {"history": run.history, "resumed_from_step": run.resumed_from_step},
+            )
+            LOG.info("checkpoint %s", path)
+
+    try:
+        with writer.as_default():
+            for epoch in range(int(epoch_var.numpy()), config.epochs):
+                wanted = not (has_encoder and epoch < config.freeze_encoder_epochs)
+                if has_encoder and wanted != encoder_trainable:
+                    architectures.set_encoder_trainable(model, wanted)
+                    LOG.info("encoder %s", "trainable" if wanted else "frozen")
+                    train_step = None
+                encoder_trainable = wanted if has_encoder else None
+                if train_step is None:  # variables to train are captured when the step is made
+                    train_step = make_train_step(strategy, model, optimizer, spec, jit_compile=jit)
+                done = epoch_position(int(step_var.numpy()), epoch, run.steps_per_epoch)
+                entry = _train_epoch(run, epoch, done, train_step, step_var, save_checkpoint)
+                sync_batchnorm()
+                entry.update(_validate(run, eval_step))
+                entry["encoder_trainable"] = encoder_trainable
+                run.history = [h for h in run.history if h["epoch"] != epoch + 1] + [entry]
+                _log_epoch(run, entry, int(step_var.numpy()))
+                epoch_var.assign(epoch + 1)
+                save_checkpoint()
+                writer.flush()
+        if has_encoder:
+            architectures.set_encoder_trainable(model, True)
+        sync_batchnorm()
+        metadata = _metadata(run, int(step_var.numpy()), time.monotonic() - started)
+        metadata["optimizer_iterations"] = int(optimizer.iterations.numpy())
+        _save_outputs(
+            run, _float32_model(model, config) if config.mixed_precision else model, metadata
+        )
+    finally:
+        writer.close()
+        if not run.is_chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    return metadata
+
+
+def _train_epoch(
+    run: _Run, epoch: int, done: int, train_step: Any, step_var: Any, save_checkpoint: Any
+) -> dict[str, Any]:
+    """Run the remaining steps of ``epoch``; returns its history entry (train part)."""
+    import tensorflow as tf
+
+    config = run.config
+    dataset = _input(run, "train", epoch)
+    if done:
+        LOG.info("epoch %d: skipping the %d batches already trained on", epoch + 1, done)
+        dataset = dataset.skip(done)
+    iterator = iter(run.strategy.experimental_distribute_dataset(dataset))
+    losses: list[float] = []
+    window_start, window_steps = time.monotonic(), 0
+    epoch_start = window_start
+    for index in range(done, run.steps_per_epoch):
+        loss = float(train_step(iterator))
+        step_var.assign_add(1)
+        step = int(step_var.numpy())
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(loss, step, epoch + 1, run.last_checkpoint)
+        losses.append(loss)
+        if index == done and run.steps_per_epoch - done > 1:
+            # The first step of an epoch pays for tracing and the input's warm-up: not counted.
+            window_start = time.monotonic()
+        else:
+            window_steps += 1
+        if (index + 1 - done) % config.log_every == 0 or index + 1 == run.steps_per_epoch:
+            elapsed = time.monotonic() - window_start
+            rate = window_steps * run.global_batch / elapsed if window_steps else math.nan
+            LOG.info(
+                "epoch %d/%d step %d/%d (global %d) loss %.4f dice %.4f %.1f patches/s",
+                epoch + 1,
+                config.epochs,
+                index + 1,
+                run.steps_per_epoch,
+                step,
+                loss,
+                1.0 - loss,
+                rate,
+            )
+            tf.summary.scalar("train/loss", loss, step=step)
+            tf.summary.scalar("train/dice", 1.0 - loss, step=step)
+            if window_steps:
+                tf.summary.scalar("train/patches_per_s", rate, step=step)
+            window_start, window_steps = time.monotonic(), 0
+        if step % config.checkpoint_every == 0 and index + 1 < run.steps_per_epoch:
+            save_checkpoint()
+    seconds = time.monotonic() - epoch_start
+    trained = len(losses)
+    train_loss = float(np.mean(losses)) if losses else math.nan
+    return {
+        "epoch": epoch + 1,
+        "steps": trained,
+        "resumed_at_step_of_epoch": done or None,
+        "train_loss": train_loss,
+        "train_dice": 1.0 - train_loss,
+        "train_loss_first_step": losses[0] if losses else None,
+        "train_loss_last_step": losses[-1] if losses else None,
+        "train_patches_per_s": trained * run.global_batch / max(seconds, 1e-9),
+    }
+
+
+def _log_epoch(run: _Run, entry: dict[str, Any], step: int) -> None:
+    import tensorflow as tf
+
+    for key in ("train_loss", "train_dice", "val_loss", "val_dice", "val_miou"):
+        value = entry.get(key)
+        if value is not None and math.isfinite(value):
+            tf.summary.scalar(f"epoch/{key}", value, step=step)
+
+    def show(key: str) -> str:
+        value = entry.get(key)
+        return "n/a" if value is None else f"{value:.4f}"
+
+    LOG.info(
+        "epoch %d done: train loss %s dice %s | val dice %s mIoU %s",
+        entry["epoch"],
+        show("train_loss"),
+        show("train_dice"),
+        show("val_dice"),
+        show("val_miou"),
+    )
+
+
+def _metadata(run: _Run, step: int, wall_time_s: float) -> dict[str, Any]:
+    import keras
+    import tensorflow as tf
+
+    config = run.config
+    last = run.history[-1] if run.history else {}
+    return {
+        "metadata_version": METADATA_VERSION,
+        "version": config.version or basename(config.output),
+        "arch": config.arch,
+        "model_file": MODEL_FILE,
+        "options": asdict(config),
+        "strategy": run.strategy_name,
+        "replicas": run.replicas,
+        "workers": parse_tf_config().num_workers,
+        "batch_size_per_replica": config.batch_size,
+        "global_batch_size": run.global_batch,
+        "steps_per_epoch": run.steps_per_epoch,
+        "steps": step,
+        "patches_seen": step * run.global_batch,
+        "data": config.data,
+        "data_manifest": run.manifest,
+        "input": {
+            "normalization": "pipelines.io.imaging.normalize_image (uint8 / 255 → float32)",
+            "patch_size": run.manifest.get("patch_size"),
+            "train_size": config.crop_size or run.manifest.get("patch_size"),
+            "num_classes": NUM_CLASSES,
+            "class_names": list(CLASS_NAMES),
+        },
+        "loss": {
+            "name": "dice",
+            "smooth": config.dice_smooth,
+            "ignore_unknown": config.ignore_unknown,
+            "distributed": "Dice of the global batch: per-class sums all-reduced (models.steps)",
+        },
+        "history": run.history,
+        "val_miou": last.get("val_miou"),
+        "val_dice": last.get("val_dice"),
+        "val_per_class_iou": last.get("val_per_class_iou"),
+        "resumed_from_step": run.resumed_from_step,
+        "code_version": code_version(),
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_time_s": round(wall_time_s, 3),
+    }
+
+
+def _float32_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The trained weights in a float32 copy of the model, to save.
+
+    A model built under ``mixed_float16`` saves that policy in every layer's config, so whoever
+    loads ``model.keras`` (inference, on CPUs without fast float16) would compute in float16.
+    The policy is a training choice: the variables are float32 either way, so they copy over.
+    """
+    from models import architectures
+
+    exported = architectures.build_model(
+        config.arch, base_filters=config.base_filters, encoder_weights="none"
+    )
+    exported.set_weights(model.get_weights())
+    return exported
+
+
+def _save_outputs(run: _Run, model: keras.Model, metadata: dict[str, Any]) -> None:
+    """Every worker saves (saving may involve collectives); only the chief publishes."""
+    output = run.config.output
+    with tempfile.TemporaryDirectory(prefix="landcover-model-") as tmp:
+        local = os.path.join(tmp, MODEL_FILE)
+        model.save(local)
+        if run.is_chief:
+            storage.upload_file(local, storage.join(output, MODEL_FILE))
+    if run.is_chief:
+        storage.write_text(storage.join(output, METADATA_FILE), json.dumps(metadata, indent=2))
+        LOG.info("wrote %s and %s to %s", MODEL_FILE, METADATA_FILE, output)

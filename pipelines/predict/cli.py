@@ -1,0 +1,84 @@
+"""``landcover predict``: flags → :func:`pipelines.predict.job.run_predict`.
+
+Parsing imports neither Beam nor TensorFlow, so ``--help`` and a bad flag answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from pipelines.core.tiling import TILE_OVERLAP, TILE_SIZE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="landcover predict",
+        allow_abbrev=False,  # an abbreviation must never swallow a Beam flag
+        description=(
+            "Beam job: predict a DeepGlobe-coloured {id}_mask.png for every {id}_sat.jpg|png|tif "
+            "under --input. Scenes whose mask already exists under --output are skipped (unless "
+            "--overwrite), so a re-run finishes what a crashed run left. Other flags go to Beam "
+            "(e.g. --runner DataflowRunner --project P --region R --temp_location gs://…)."
+        ),
+    )
+    parser.add_argument("--model", required=True, help="model.keras URI, or a folder holding one")
+    parser.add_argument("--input", required=True, help="folder (local or gs://) of scenes")
+    parser.add_argument("--output", required=True, help="folder (local or gs://) for masks")
+    parser.add_argument(
+        "--tile", type=int, default=TILE_SIZE, help="tile side in px (default %(default)s)"
+    )
+    parser.add_argument(
+        "--overlap",
+        type=int,
+        default=TILE_OVERLAP,
+        help="overlap of neighbouring tiles in px (default %(default)s)",
+    )
+    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument("--overwrite", action="store_true", help="re-predict existing masks")
+    parser.add_argument(
+        "--class-ids", action="store_true", help="also write {id}_classes.png (class ids 0..6)"
+    )
+    parser.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="also write {id}_probs.npz (blended class probabilities, float16 H×W×7)",
+    )
+    parser.add_argument(
+        "--scenes-per-wave",
+        type=int,
+        default=None,
+        help="scenes per pipeline run; bounds local memory (default 8 locally, 0 = all)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, beam_args = build_parser().parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    from pipelines.predict.job import run_predict  # Beam and TensorFlow: only to run
+
+    try:
+        summary = run_predict(
+            args.model,
+            args.input,
+            args.output,
+            tile=args.tile,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            overwrite=args.overwrite,
+            write_class_ids=args.class_ids,
+            write_probabilities=args.probabilities,
+            beam_args=beam_args,
+            scenes_per_wave=args.scenes_per_wave,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        print(f"landcover predict: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

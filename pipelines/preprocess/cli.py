@@ -1,0 +1,103 @@
+"""``landcover preprocess``: flags → :func:`pipelines.preprocess.job.run_preprocess`.
+
+Parsing imports neither Beam nor TensorFlow, so ``--help`` and a bad flag answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from pipelines.core.records import CODECS, COMPRESSIONS, RecordFormat
+from pipelines.core.tiling import PATCH_SIZE
+from pipelines.preprocess.options import DEFAULT_FORMAT
+
+
+def _num_shards(text: str) -> int:
+    if text == "auto":
+        return 0
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer or 'auto'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="landcover preprocess",
+        description="Beam job: pair {id}_sat.jpg with {id}_mask.png under --input, decode the "
+        "mask to class ids (threshold 128, palette lookup), cut patches, split train/val by "
+        "scene and write sharded TFRecords, manifest.json and errors/ under --output. Flags "
+        "this parser does not know (--runner, --project, --region, --temp_location, "
+        "--direct_num_workers, ...) go to Beam's PipelineOptions.",
+        # An abbreviation of ours must never swallow a Beam flag (or the reverse).
+        allow_abbrev=False,
+    )
+    parser.add_argument("--input", required=True, help="folder or gs:// prefix of the scenes")
+    parser.add_argument("--output", required=True, help="folder or gs:// prefix of the dataset")
+    parser.add_argument(
+        "--patch-size",
+        type=int,
+        default=PATCH_SIZE,
+        help="patch side in px (2448 → 16 patches a scene); a side that is not a multiple gets "
+        "one more patch, flush with the edge, overlapping its neighbour",
+    )
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.1, help="share of scenes held out for val"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
+    parser.add_argument(
+        "--codec",
+        choices=CODECS,
+        default=DEFAULT_FORMAT.codec,
+        help="patch pixels in a record: raw bytes or lossless PNG (default: %(default)s, the "
+        "fastest to write and read; see `landcover bench preprocess --all-formats`)",
+    )
+    parser.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default=DEFAULT_FORMAT.compression,
+        help="file-level compression of the shards (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-shards",
+        type=_num_shards,
+        default=0,
+        metavar="N|auto",
+        help="shards per split; auto (default) lets the runner decide and avoids a shuffle",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, beam_args = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if args.patch_size <= 0:
+        parser.error("--patch-size must be positive")
+    if not 0.0 <= args.val_fraction <= 1.0:
+        parser.error("--val-fraction must be in [0, 1]")
+    from pipelines.preprocess.job import run_preprocess, summary  # Beam: only to run
+
+    start = time.perf_counter()
+    try:
+        manifest = run_preprocess(
+            args.input,
+            args.output,
+            patch_size=args.patch_size,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            record_format=RecordFormat(args.codec, args.compression),
+            beam_args=beam_args,
+            num_shards=args.num_shards,
+        )
+    except FileNotFoundError as exc:
+        print(f"landcover preprocess: error: {exc}", file=sys.stderr)
+        return 1
+    print(summary(manifest, args.output.rstrip("/"), time.perf_counter() - start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
