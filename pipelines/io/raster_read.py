@@ -9,8 +9,8 @@ storage layer is the one place that knows the project's credentials and the GCS 
 (``STORAGE_EMULATOR_HOST``, which GDAL ignores: it wants ``CPL_GS_ENDPOINT`` and its own
 credential settings), and a worker then reads windows from local disk at disk speed instead of
 one HTTP range request per block. The cost is local disk for the scene's file (not memory);
-side-car files (``.msk``, ``.aux.xml``, a VRT's relative sources) are not copied, so a remote
-VRT must reference its sources by absolute ``gs://``-free paths GDAL can open.
+side-car files (``.msk``, ``.aux.xml``, a VRT's relative sources) are not copied, so a VRT
+stored on ``gs://`` works only when its sources are paths the worker's GDAL can open itself.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 from affine import Affine
 from PIL import Image
 from rasterio.enums import ColorInterp
@@ -210,3 +211,28 @@ def test_plain_images_read_through_the_same_reader(
     if driver == "PNG":
         np.testing.assert_array_equal(rgb, data.transpose(1, 2, 0))
     assert valid.all()
+
+
+@pytest.mark.parametrize(
+    ("driver", "suffix", "options"),
+    [
+        ("JP2OpenJPEG", ".jp2", {"QUALITY": "100", "REVERSIBLE": "YES"}),
+        ("VRT", ".vrt", {}),
+        ("COG", ".tif", {"COMPRESS": "DEFLATE"}),
+    ],
+)
+def test_georeferenced_formats_read_alike(
+    tmp_path: Path, driver: str, suffix: str, options: dict[str, str]
+) -> None:
+    data = scene(200, 300)
+    src = write_tif(tmp_path / "src.tif", data, nodata=0)
+    path = str(tmp_path / f"copy{suffix}")
+    rasterio.shutil.copy(src, path, driver=driver, **options)
+    info = read_info(path)
+    assert (info.width, info.height, info.count, info.nodata) == (300, 200, 3, 0.0)
+    assert info.transform == tuple(TRANSFORM[:6])
+    assert rasterio.crs.CRS.from_wkt(info.crs or "").to_epsg() == 32633
+    with open_raster(path) as reader:
+        rgb, valid = read_window(reader, PixelWindow(50, 60, 100, 120))
+    np.testing.assert_array_equal(rgb, data[:, 50:150, 60:180].transpose(1, 2, 0))
+    np.testing.assert_array_equal(valid, expected_valid(data)[50:150, 60:180])

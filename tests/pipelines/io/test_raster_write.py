@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from PIL import Image
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 
-from pipelines.core.geo import PixelWindow, block_grid
+from pipelines.core.geo import OutputTooLargeError, PixelWindow, block_grid
 from pipelines.core.palette import CLASS_COLORS, NUM_CLASSES
 from pipelines.io import storage
 from pipelines.io.raster_cog import inspect_cog
@@ -210,3 +211,12 @@ def test_plain_image_input_gives_output_without_georeference_warnings(tmp_path: 
         predict_to_cog(str(src), str(tmp_path / "p_mask.tif"), block=512)
     assert not [w for w in record if issubclass(w.category, NotGeoreferencedWarning)]
     assert not read_info(str(tmp_path / "p_mask.tif")).georeferenced
+
+
+def test_output_over_gdal_limits_fails_before_any_file_is_made(tmp_path: Path) -> None:
+    src = tmp_path / "s_sat.tif"
+    write_scene(src, 10, 10)
+    huge = dataclasses.replace(read_info(str(src)), width=2**31, height=10)
+    with pytest.raises(OutputTooLargeError, match="raster size"):
+        ClassMapWriter(str(tmp_path / "huge_mask.tif"), huge)
+    assert not (tmp_path / "huge_mask.tif").exists()
