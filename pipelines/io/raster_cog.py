@@ -16,6 +16,7 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import rasterio
 import rasterio.shutil
@@ -34,9 +35,10 @@ from pipelines.core.geo import (
 from pipelines.io import storage
 from pipelines.io.raster_read import RasterInfo
 
-# Overview resampling GDAL accepts for categorical rasters ("nearest" | "mode"), or for
-# continuous ones ("average", ...); passed through to the COG driver upper-cased.
-DEFAULT_OVERVIEW_RESAMPLING = "nearest"
+# Overviews of class ids must be ids, never averages: nearest (the default: cheap and exact) or
+# mode (the most frequent id of each 2x2.. block: smoother at small scales, slower).
+OverviewResampling = Literal["nearest", "mode"]
+DEFAULT_OVERVIEW_RESAMPLING: OverviewResampling = "nearest"
 COMPRESS = "DEFLATE"
 
 # rasterio dtype name → VRT dataType.
@@ -48,7 +50,7 @@ def translate_to_cog(
     dst_path: str,
     *,
     bigtiff: str,
-    resampling: str = DEFAULT_OVERVIEW_RESAMPLING,
+    resampling: OverviewResampling = DEFAULT_OVERVIEW_RESAMPLING,
 ) -> None:
     """Copy a local raster (GeoTIFF, VRT, ...) into a local COG with overviews, streaming.
 
@@ -164,7 +166,7 @@ def assemble_cog(
     destination: str,
     info: RasterInfo,
     *,
-    resampling: str = DEFAULT_OVERVIEW_RESAMPLING,
+    resampling: OverviewResampling = DEFAULT_OVERVIEW_RESAMPLING,
     tmp_dir: str | None = None,
 ) -> str:
     """Mosaic non-overlapping block GeoTIFFs that tile ``info``'s scene into one COG.

@@ -23,7 +23,7 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -42,16 +42,17 @@ from pipelines.core.geo import (
 )
 from pipelines.core.palette import CLASS_COLORS, NUM_CLASSES
 from pipelines.io import storage
-from pipelines.io.raster_cog import COMPRESS, translate_to_cog
+from pipelines.io.raster_cog import (
+    COMPRESS,
+    DEFAULT_OVERVIEW_RESAMPLING,
+    OverviewResampling,
+    translate_to_cog,
+)
 from pipelines.io.raster_read import RasterInfo
 
 # Class-map pixels that were nodata in the input: outside the palette's 0..6, and the top of
 # uint8 so no future class count collides with it.
 CLASS_NODATA = 255
-
-# Overviews of class ids must be ids, never averages: nearest (the default: cheap and exact) or
-# mode (the most frequent id of each 2x2.. block: smoother at small scales, slower).
-OverviewResampling = Literal["nearest", "mode"]
 
 
 def class_color_table() -> dict[int, tuple[int, int, int, int]]:
@@ -109,7 +110,7 @@ class TiledCogWriter:
         nodata: float | None = None,
         colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
         internal_mask: bool = False,
-        overview_resampling: OverviewResampling = "nearest",
+        overview_resampling: OverviewResampling = DEFAULT_OVERVIEW_RESAMPLING,
         tmp_dir: str | None = None,
     ) -> None:
         self.destination = destination
@@ -212,7 +213,7 @@ class ClassMapWriter(TiledCogWriter):
         destination: str,
         info: RasterInfo,
         *,
-        overview_resampling: OverviewResampling = "nearest",
+        overview_resampling: OverviewResampling = DEFAULT_OVERVIEW_RESAMPLING,
         tmp_dir: str | None = None,
     ) -> None:
         super().__init__(
