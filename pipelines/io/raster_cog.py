@@ -127,7 +127,7 @@ def _check_layout(blocks: Sequence[_Block], uris: Sequence[str], info: RasterInf
         raise ValueError(f"blocks cover {covered} of the scene's {info.height * info.width} pixels")
 
 
-def build_vrt(blocks: Sequence[_Block], info: RasterInfo) -> str:
+def _build_vrt(blocks: Sequence[_Block], info: RasterInfo) -> str:
     """VRT XML placing each block at its window in a raster with ``info``'s georeference."""
     first = blocks[0]
     root = ET.Element("VRTDataset", rasterXSize=str(info.width), rasterYSize=str(info.height))
@@ -191,7 +191,7 @@ def assemble_cog(
         bigtiff = check_output_limits(info.width, info.height, blocks[0].count)
         vrt_path = os.path.join(tmp, "scene.vrt")
         with open(vrt_path, "w", encoding="utf-8") as handle:
-            handle.write(build_vrt(blocks, info))
+            handle.write(_build_vrt(blocks, info))
         cog_path = os.path.join(tmp, "cog.tif")
         translate_to_cog(vrt_path, cog_path, bigtiff=bigtiff, resampling=resampling)
         storage.upload_file(cog_path, destination)
