@@ -93,6 +93,7 @@ def _remove_empty_local_dir(path: str) -> None:
 
 
 def _waves(scenes: list[Scene], size: int) -> list[list[Scene]]:
+    """Scenes in runs of at most ``size`` (one run when ``size`` <= 0): memory bound, see above."""
     if size <= 0:
         return [scenes]
     return [scenes[i : i + size] for i in range(0, len(scenes), size)]
