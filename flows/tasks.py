@@ -244,7 +244,7 @@ def validate_scenes(
     images are decoded exactly as batch inference will decode them (GeoTIFF included).
     """
     from pipelines.core.errors import BadInputError
-    from pipelines.predict.job import decode_scene  # the decoder inference uses (GeoTIFF too)
+    from pipelines.io.scenes import decode_scene  # the decoder inference uses (GeoTIFF too)
     from pipelines.preprocess.job import read_labeled_scene  # what preprocessing will accept
 
     logger = get_run_logger()

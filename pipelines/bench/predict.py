@@ -32,11 +32,12 @@ def _stage_timings(scene_uri: str, output_dir: str, tile: int, overlap: int) -> 
     from pipelines.core import tiling
     from pipelines.core.palette import NUM_CLASSES, encode_mask
     from pipelines.io import imaging, storage
-    from pipelines.predict import job as inference
+    from pipelines.io.scenes import decode_scene
+    from pipelines.predict.outputs import encode_mask_png
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    image = inference.decode_scene(storage.read_bytes(scene_uri), scene_uri)
+    image = decode_scene(storage.read_bytes(scene_uri), scene_uri)
     timings["read+decode"] = time.perf_counter() - start
     start = time.perf_counter()
     tiles = tiling.cut_tiles(image, tile, overlap)
@@ -55,7 +56,7 @@ def _stage_timings(scene_uri: str, output_dir: str, tile: int, overlap: int) -> 
     class_ids = blender.class_ids()
     timings["stitch+argmax"] = time.perf_counter() - start
     start = time.perf_counter()
-    data = inference.encode_mask_png(encode_mask(class_ids))
+    data = encode_mask_png(encode_mask(class_ids))
     storage.write_bytes(os.path.join(output_dir, "timing_mask.png"), data)
     timings["encode+write mask"] = time.perf_counter() - start
     return timings

@@ -15,6 +15,10 @@ Unpaired masks are listed in ``metrics.json`` (``unmatched``), and masks that ca
 or whose size differs from their truth go to ``errors/evaluate-*.jsonl``; neither is dropped
 silently.
 
+The pictures are drawn by ``pipelines.evaluate.pictures``; scene images are found and decoded
+by ``pipelines.io.scenes``, exactly as batch inference reads them. This module reads, scores,
+writes and formats the report table.
+
 Plain Python rather than Beam: scoring is a sum over scenes that a loop reads at disk speed
 (~0.2 s a 2448² pair); only pictures cost more, and they are optional.
 
@@ -25,9 +29,7 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -35,23 +37,17 @@ import numpy as np
 from pipelines.core import metrics
 from pipelines.core.errors import ERRORS_DIR, BadInputError, ErrorRecord
 from pipelines.core.naming import MASK_SUFFIX, PROBS_SUFFIX, mask_id_of
-from pipelines.core.palette import (
-    ACTIVE_CLASSES,
-    CLASS_COLORS,
-    CLASS_NAMES,
-    NUM_CLASSES,
-    encode_mask,
-)
+from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES, NUM_CLASSES
 from pipelines.evaluate.cli import DEFAULT_LABELS
+from pipelines.evaluate.pictures import confusion_picture, scene_picture
 from pipelines.io import storage
 from pipelines.io.imaging import decode_mask_bytes
+from pipelines.io.scenes import decode_scene, find_scenes
 
 STAGE = "evaluate"
 METRICS_NAME = "metrics.json"
 CONFUSION_NAME = "confusion_matrix.png"
 SCENES_DIR = "scenes"
-# Longest side of a panel in the pictures; a 2448² scene is shown at 1/4 (nearest pixels).
-PREVIEW_SIDE = 612
 
 
 def masks_by_id(folder_uri: str) -> dict[str, str]:
@@ -74,99 +70,7 @@ def _scene_scores(cm: np.ndarray) -> dict[str, float | None]:
     return {"miou": report["miou"], "pixel_accuracy": report["pixel_accuracy"]}
 
 
-# ---- pictures --------------------------------------------------------------------------------
-
-
-def _preview(array: np.ndarray) -> np.ndarray:
-    """Nearest-pixel downsample to at most ``PREVIEW_SIDE``: class colours stay exact."""
-    step = max(1, math.ceil(max(array.shape[:2]) / PREVIEW_SIDE))
-    return array[::step, ::step]
-
-
-def _png(figure: Any) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return buffer.getvalue()
-
-
-def _legend_handles() -> list[Any]:
-    from matplotlib.patches import Patch
-
-    return [
-        Patch(facecolor=CLASS_COLORS[c] / 255.0, edgecolor="0.5", label=CLASS_NAMES[c])
-        for c in range(NUM_CLASSES)
-    ]
-
-
-def confusion_picture(cm: np.ndarray, title: str) -> bytes:
-    """Row-normalised confusion matrix (share of each truth class), counts in the cells."""
-    from matplotlib.figure import Figure  # Agg through FigureCanvasAgg: no pyplot global state
-
-    counts = np.asarray(cm, dtype=np.float64)
-    rows = counts.sum(axis=1, keepdims=True)
-    shares = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
-    figure = Figure(figsize=(8, 7))
-    axes = figure.add_subplot()
-    image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of truth row")
-    axes.set_xticks(range(NUM_CLASSES), CLASS_NAMES, rotation=45, ha="right")
-    axes.set_yticks(range(NUM_CLASSES), CLASS_NAMES)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("truth (unknown row is not scored)")
-    axes.set_title(title)
-    for t in range(NUM_CLASSES):
-        for p in range(NUM_CLASSES):
-            if counts[t, p]:
-                colour = "white" if shares[t, p] > 0.5 else "black"
-                text = f"{shares[t, p]:.0%}\n{int(counts[t, p]):,}"
-                axes.text(p, t, text, ha="center", va="center", fontsize=7, color=colour)
-    return _png(figure)
-
-
-def scene_picture(
-    scene_id: str,
-    image: np.ndarray | None,
-    truth: np.ndarray,
-    predictions: Sequence[tuple[str, np.ndarray | None]],
-    probabilities: np.ndarray | None = None,
-) -> bytes:
-    """image | truth | prediction(s) side by side; per-class probability maps below if given."""
-    from matplotlib.figure import Figure
-
-    panels: list[tuple[str, np.ndarray | None]] = [("image", image), ("truth", truth)]
-    panels += list(predictions)
-    columns = len(panels)
-    prob_rows = 1 if probabilities is not None else 0
-    figure = Figure(figsize=(4 * columns, 4.4 + 2.2 * prob_rows))
-    grid = figure.add_gridspec(1 + prob_rows, 1, height_ratios=[2, 1][: 1 + prob_rows])
-    top = grid[0].subgridspec(1, columns)
-    for column, (label, data) in enumerate(panels):
-        axes = figure.add_subplot(top[0, column])
-        axes.set_axis_off()
-        axes.set_title(label)
-        if data is None:
-            axes.text(0.5, 0.5, "not available", ha="center", va="center")
-            continue
-        rgb = data if data.ndim == 3 else encode_mask(data)
-        axes.imshow(_preview(rgb), interpolation="nearest")
-    if probabilities is not None:
-        bottom = grid[1].subgridspec(1, NUM_CLASSES)
-        for c in range(NUM_CLASSES):
-            axes = figure.add_subplot(bottom[0, c])
-            axes.set_axis_off()
-            axes.set_title(CLASS_NAMES[c], fontsize=9)
-            axes.imshow(_preview(probabilities[..., c]), cmap="viridis", vmin=0.0, vmax=1.0)
-    figure.legend(handles=_legend_handles(), loc="lower center", ncol=NUM_CLASSES, fontsize=9)
-    figure.suptitle(f"scene {scene_id}")
-    return _png(figure)
-
-
 def _scene_images(images_uri: str) -> dict[str, str]:
-    from pipelines.predict.job import find_scenes
-
     return {scene.scene_id: scene.uri for scene in find_scenes(images_uri) if not scene.problem}
 
 
@@ -241,8 +145,6 @@ def evaluate(
                 second_scenes += 1
                 per_scene[scene_id]["second_prediction"] = _scene_scores(second_cm)
         if images_uri and scene_id in images:
-            from pipelines.predict.job import decode_scene
-
             try:
                 image = decode_scene(storage.read_bytes(images[scene_id]), images[scene_id])
             except BadInputError as error:
