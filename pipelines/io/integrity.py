@@ -62,7 +62,8 @@ class IntegrityError(OSError):
 
 @functools.lru_cache(maxsize=4)
 def _gcs_client(emulator_host: str | None) -> Any:
-    from google.cloud import storage as gcs  # heavy: only where a gs:// precondition is needed
+    # Heavy, and only needed where a gs:// precondition is.
+    from google.cloud import storage as gcs  # type: ignore[attr-defined]
 
     return gcs.Client()
 
