@@ -23,6 +23,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.retries import storage_retry_options
+from pipelines.core.manifest import Manifest
 from pipelines.core.naming import basename
 from pipelines.io import storage
 
@@ -136,20 +137,21 @@ def preprocess(
     codec: str,
     compression: str,
     beam_args: list[str],
-) -> dict[str, Any]:
-    """Beam preprocessing (``pipelines.preprocess.run_preprocess``); returns its manifest."""
+) -> Manifest:
+    """Beam preprocessing (``pipelines.preprocess.job.run_preprocess``); returns its manifest."""
     from pipelines.core.records import RecordFormat
     from pipelines.preprocess.job import run_preprocess
+    from pipelines.preprocess.options import PreprocessOptions
 
-    return run_preprocess(
+    options = PreprocessOptions(
         input_uri,
         output_uri,
         patch_size=patch_size,
         val_fraction=val_fraction,
         seed=seed,
         record_format=RecordFormat(codec, compression),  # type: ignore[arg-type]
-        beam_args=beam_args,
     )
+    return run_preprocess(options, beam_args=beam_args)
 
 
 def train_config_fields() -> set[str]:
@@ -244,8 +246,8 @@ def validate_scenes(
     images are decoded exactly as batch inference will decode them (GeoTIFF included).
     """
     from pipelines.core.errors import BadInputError
+    from pipelines.io.labeled import read_labeled_scene  # what preprocessing will accept
     from pipelines.io.scenes import decode_scene  # the decoder inference uses (GeoTIFF too)
-    from pipelines.preprocess.job import read_labeled_scene  # what preprocessing will accept
 
     logger = get_run_logger()
     good_pairs: list[tuple[str, str, str]] = []

@@ -26,6 +26,7 @@ from flows.layout import Layout, fingerprint, model_version, new_run_id
 from flows.registry import promote_if_better, read_promoted
 from flows.report import training_report
 from models.registry import ARCHITECTURES
+from pipelines.core.manifest import Manifest
 from pipelines.core.naming import (
     MASK_SUFFIX,
     METADATA_FILE,
@@ -34,7 +35,7 @@ from pipelines.core.naming import (
     mask_id_of,
     mask_name,
 )
-from pipelines.core.records import RecordFormat
+from pipelines.core.records import MANIFEST_NAME, RecordFormat
 from pipelines.core.tiling import PATCH_SIZE, TILE_OVERLAP, TILE_SIZE
 from pipelines.io import storage
 
@@ -60,15 +61,10 @@ def paired_ids(names: Sequence[str]) -> list[str]:
     return sorted(i for i in images & masks if i)
 
 
-def val_scene_ids(manifest: dict[str, Any]) -> list[str]:
-    """The scene ids preprocessing wrote to the val split, as its manifest lists them."""
-    listed = (manifest.get("scene_ids") or {}).get("val")
-    if listed is None:
-        raise ValueError(
-            "the records' manifest.json lists no scene_ids (written by an older preprocess): "
-            "re-run preprocess on the same input"
-        )
-    return sorted(listed)
+def val_scene_ids(manifest: Manifest) -> list[str]:
+    """The scene ids preprocessing wrote to the val split, as its manifest lists them (a
+    manifest without them does not parse: ``Manifest.from_dict`` asks to re-run preprocess)."""
+    return sorted(manifest.val_scene_ids)
 
 
 def preprocess_options(
@@ -101,7 +97,7 @@ def best_candidate(candidates: Sequence[dict[str, Any]]) -> dict[str, Any] | Non
 
 def prepare_records(
     layout: Layout, dataset: str, options: dict[str, Any], beam_args: list[str]
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Manifest, bool]:
     """Preprocess ``raw/`` into ``records/<dataset>/`` unless the same inputs+options are done.
 
     Returns (manifest, whether preprocessing ran).
@@ -115,12 +111,12 @@ def prepare_records(
     records = layout.records(dataset)
     digest = fingerprint(inputs, options)
     previous = tasks.read_json(layout.fingerprint_file(dataset))
-    manifest = tasks.read_json(storage.join(records, "manifest.json"))
-    if previous and previous.get("fingerprint") == digest and manifest is not None:
+    written = tasks.read_json(storage.join(records, MANIFEST_NAME))
+    if previous and previous.get("fingerprint") == digest and written is not None:
         logger.info(
             "records %s are up to date (%d input files): skipping preprocess", records, len(inputs)
         )
-        return manifest, False
+        return Manifest.from_dict(written), False
     logger.info("preprocessing %d files from %s into %s", len(inputs), layout.raw, records)
     manifest = tasks.preprocess(layout.raw, records, beam_args=beam_args, **options)
     tasks.write_json(

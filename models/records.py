@@ -70,7 +70,7 @@ def make_dataset(
     import tensorflow as tf
 
     manifest = read_manifest(records_uri)
-    fmt = RecordFormat.from_dict(manifest["record_format"])
+    fmt = manifest.record_format
     files = split_files(records_uri, split)
     if not files:
         raise FileNotFoundError(f"no {split} shards under {records_uri}")
@@ -85,5 +85,5 @@ def make_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
-    parse = parse_fn(fmt, manifest.get("patch_size"))
+    parse = parse_fn(fmt, manifest.patch_size)
     return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE).with_options(options)

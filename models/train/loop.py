@@ -53,6 +53,7 @@ from models.input import InputConfig, make_input
 from models.steps import DiceSpec
 from models.strategy import parse_tf_config
 from models.train.config import TrainConfig
+from pipelines.core.manifest import Manifest
 from pipelines.core.naming import METADATA_FILE, MODEL_FILE, basename
 from pipelines.core.palette import CLASS_NAMES, NUM_CLASSES
 from pipelines.io import records, storage
@@ -93,7 +94,7 @@ class _Run:
     replicas: int
     global_batch: int
     steps_per_epoch: int
-    manifest: dict[str, Any]
+    manifest: Manifest
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from_step: list[int] = field(default_factory=list)
     last_checkpoint: str | None = None
@@ -124,21 +125,9 @@ def code_version() -> str:
         return "unknown"
 
 
-def split_patch_count(manifest: dict[str, Any], split: str) -> int | None:
-    """Patches in ``split`` per the manifest (``patches: {train: n, val: n}``), else None."""
-    patches = manifest.get("patches")
-    value = patches.get(split) if isinstance(patches, dict) else None
-    return int(value) if isinstance(value, int) and value >= 0 else None
-
-
-def default_steps_per_epoch(manifest: dict[str, Any], global_batch: int) -> int:
+def default_steps_per_epoch(manifest: Manifest, global_batch: int) -> int:
     """One pass over the train split: ``train patches // global batch`` (at least 1)."""
-    patches = split_patch_count(manifest, "train")
-    if patches is None:
-        raise ValueError(
-            "the manifest does not say how many train patches there are; pass --steps-per-epoch"
-        )
-    return max(1, patches // global_batch)
+    return max(1, manifest.patch_count("train") // global_batch)
 
 
 def epoch_position(step: int, epoch: int, steps_per_epoch: int) -> int:
@@ -547,11 +536,11 @@ def _metadata(run: _Run, step: int, wall_time_s: float) -> dict[str, Any]:
         "steps": step,
         "patches_seen": step * run.global_batch,
         "data": config.data,
-        "data_manifest": run.manifest,
+        "data_manifest": run.manifest.to_dict(),
         "input": {
             "normalization": "pipelines.io.imaging.normalize_image (uint8 / 255 → float32)",
-            "patch_size": run.manifest.get("patch_size"),
-            "train_size": config.crop_size or run.manifest.get("patch_size"),
+            "patch_size": run.manifest.patch_size,
+            "train_size": config.crop_size or run.manifest.patch_size,
             "num_classes": NUM_CLASSES,
             "class_names": list(CLASS_NAMES),
         },

@@ -32,13 +32,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pipelines.core import naming
 from pipelines.core.records import CODECS, COMPRESSIONS, SPLITS, RecordFormat
 from pipelines.io import storage
 from pipelines.io.imaging import decode_image_bytes, decode_mask_bytes
 from pipelines.io.records import split_files
+
+if TYPE_CHECKING:
+    from pipelines.core.manifest import Manifest
 
 SAMPLE_DIR = Path(__file__).resolve().parents[3] / "shared" / "deepglobe-sample"
 TARGET_RATIO = 2.0
@@ -130,7 +133,7 @@ def inprocess(
     pairs: list[tuple[str, str]], patch_size: int, fmt: RecordFormat, repeats: int
 ) -> Timing:
     """The DoFn's per-scene functions called directly: no Beam, no file reads or writes."""
-    from pipelines.preprocess.job import class_pixels, scene_records
+    from pipelines.preprocess.scenes import class_pixels, scene_records
 
     times = []
     for image_path, mask_path in pairs:
@@ -172,22 +175,21 @@ def bench_format(
     repeats: int,
 ) -> FormatResult:
     from pipelines.preprocess.job import run_preprocess
+    from pipelines.preprocess.options import PreprocessOptions
 
-    def job(input_dir: str, tag: str) -> tuple[Timing, str, dict[str, Any]]:
-        runs, manifest, out = [], {}, ""
+    def job(input_dir: str, tag: str) -> tuple[Timing, str, Manifest | None]:
+        runs: list[Timing] = []
+        manifest: Manifest | None = None
+        out = ""
         for r in range(repeats):
             out = os.path.join(work, f"out-{fmt.codec}-{fmt.compression}-{tag}-{r}")
+            options = PreprocessOptions(
+                input_dir, out, patch_size=patch_size, val_fraction=0.0, record_format=fmt
+            )
 
-            def call(out: str = out) -> None:
+            def call(options: PreprocessOptions = options) -> None:
                 nonlocal manifest
-                manifest = run_preprocess(
-                    input_dir,
-                    out,
-                    patch_size=patch_size,
-                    val_fraction=0.0,
-                    record_format=fmt,
-                    beam_args=ONE_WORKER,
-                )
+                manifest = run_preprocess(options, beam_args=ONE_WORKER)
 
             runs.append(_timed(call))
         best = Timing(min(t.wall for t in runs), min(t.cpu for t in runs))
@@ -196,8 +198,10 @@ def bench_format(
     job(one, "warmup")
     t_one, _, _ = job(one, "one")
     t_many, out_many, manifest = job(many, "many")
+    if manifest is None:
+        raise ValueError("--repeats must be at least 1")
     n = len(pairs)
-    patches = sum(manifest["patches"].values())
+    patches = manifest.total_patches
     total_bytes = _shard_bytes(out_many)
     try:
         reader = reader_patches_per_s(out_many)

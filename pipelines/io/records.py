@@ -2,6 +2,8 @@
 
 ``encode_patch`` is the one writer of the schema in ``pipelines.core.records``; ``decode_patch``
 reads a record back without tf.data (tests, tools). ``models.records`` is the tf.data reader.
+:func:`read_manifest` and :func:`write_manifest` are the one reader and the one writer of a
+dataset's ``manifest.json`` (:class:`pipelines.core.manifest.Manifest`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.core.manifest import Manifest
 from pipelines.core.records import (
     MANIFEST_NAME,
     PNG_COMPRESS_LEVEL,
@@ -68,12 +71,27 @@ def decode_patch(serialized: bytes, fmt: RecordFormat) -> dict[str, Any]:
     }
 
 
-def read_manifest(records_uri: str) -> dict[str, Any]:
-    """The dataset's manifest; it says how its records are encoded."""
+def read_manifest(records_uri: str) -> Manifest:
+    """The manifest of the dataset under ``records_uri``; it says how its records are encoded.
+
+    FileNotFoundError when there is none, ValueError (naming what is missing) when it is not a
+    complete manifest.
+    """
     manifest_uri = storage.join(records_uri, MANIFEST_NAME)
     if not storage.exists(manifest_uri):
         raise FileNotFoundError(f"no {MANIFEST_NAME} under {records_uri}: run preprocess first")
-    return json.loads(storage.read_text(manifest_uri))
+    try:
+        return Manifest.from_dict(json.loads(storage.read_text(manifest_uri)))
+    except ValueError as error:
+        raise ValueError(f"{manifest_uri}: {error}") from error
+
+
+def write_manifest(records_uri: str, manifest: Manifest) -> str:
+    """Write ``manifest.json`` under ``records_uri`` (2-space indented JSON and a final newline,
+    the shape it always had); returns its URI."""
+    manifest_uri = storage.join(records_uri, MANIFEST_NAME)
+    storage.write_text(manifest_uri, json.dumps(manifest.to_dict(), indent=2) + "\n")
+    return manifest_uri
 
 
 def split_files(records_uri: str, split: str) -> list[str]:

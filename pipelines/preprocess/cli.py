@@ -11,8 +11,7 @@ import time
 from collections.abc import Sequence
 
 from pipelines.core.records import CODECS, COMPRESSIONS, RecordFormat
-from pipelines.core.tiling import PATCH_SIZE
-from pipelines.preprocess.options import DEFAULT_FORMAT
+from pipelines.preprocess.options import PreprocessOptions
 
 
 def _num_shards(text: str) -> int:
@@ -25,6 +24,7 @@ def _num_shards(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    default = PreprocessOptions.default  # the defaults live with the options, nowhere else
     parser = argparse.ArgumentParser(
         prog="landcover preprocess",
         description="Beam job: pair {id}_sat.jpg with {id}_mask.png under --input, decode the "
@@ -40,58 +40,67 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--patch-size",
         type=int,
-        default=PATCH_SIZE,
+        default=default("patch_size"),
         help="patch side in px (2448 → 16 patches a scene); a side that is not a multiple gets "
         "one more patch, flush with the edge, overlapping its neighbour",
     )
     parser.add_argument(
-        "--val-fraction", type=float, default=0.1, help="share of scenes held out for val"
+        "--val-fraction",
+        type=float,
+        default=default("val_fraction"),
+        help="share of scenes held out for val, in [0, 1] (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
+    parser.add_argument(
+        "--seed", type=int, default=default("seed"), help="seed of the train/val split"
+    )
     parser.add_argument(
         "--codec",
         choices=CODECS,
-        default=DEFAULT_FORMAT.codec,
+        default=default("record_format").codec,
         help="patch pixels in a record: raw bytes or lossless PNG (default: %(default)s, the "
         "fastest to write and read; see `landcover bench preprocess --all-formats`)",
     )
     parser.add_argument(
         "--compression",
         choices=COMPRESSIONS,
-        default=DEFAULT_FORMAT.compression,
+        default=default("record_format").compression,
         help="file-level compression of the shards (default: %(default)s)",
     )
     parser.add_argument(
         "--num-shards",
         type=_num_shards,
-        default=0,
+        default=default("num_shards"),
         metavar="N|auto",
         help="shards per split; auto (default) lets the runner decide and avoids a shuffle",
     )
     return parser
 
 
+def options_from(args: argparse.Namespace) -> PreprocessOptions:
+    """Parsed flags → validated :class:`PreprocessOptions` (ValueError says what is wrong)."""
+    return PreprocessOptions(
+        input_uri=args.input,
+        output_uri=args.output,
+        patch_size=args.patch_size,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        record_format=RecordFormat(args.codec, args.compression),
+        num_shards=args.num_shards,
+    ).validate()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, beam_args = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
-    if args.patch_size <= 0:
-        parser.error("--patch-size must be positive")
-    if not 0.0 <= args.val_fraction <= 1.0:
-        parser.error("--val-fraction must be in [0, 1]")
+    try:
+        options = options_from(args)
+    except ValueError as exc:
+        parser.error(str(exc))  # exits 2, as for any other bad flag
     from pipelines.preprocess.job import run_preprocess, summary  # Beam: only to run
 
     start = time.perf_counter()
     try:
-        manifest = run_preprocess(
-            args.input,
-            args.output,
-            patch_size=args.patch_size,
-            val_fraction=args.val_fraction,
-            seed=args.seed,
-            record_format=RecordFormat(args.codec, args.compression),
-            beam_args=beam_args,
-            num_shards=args.num_shards,
-        )
+        manifest = run_preprocess(options, beam_args=beam_args)
     except FileNotFoundError as exc:
         print(f"landcover preprocess: error: {exc}", file=sys.stderr)
         return 1

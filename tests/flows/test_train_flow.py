@@ -13,6 +13,9 @@ from flows import tasks
 from flows.layout import Layout
 from flows.registry import read_promoted
 from flows.train import best_candidate, labeled_inputs, paired_ids, train, val_scene_ids
+from pipelines.core.manifest import Manifest
+from pipelines.core.records import RecordFormat
+from pipelines.io.records import write_manifest
 
 
 def test_labeled_inputs_and_pairs() -> None:
@@ -28,10 +31,21 @@ def test_labeled_inputs_and_pairs() -> None:
 
 
 def test_val_ids_prefer_the_manifest_list() -> None:
-    manifest = {"scene_ids": {"train": ["1"], "val": ["3", "2"]}}
+    manifest = _manifest({"train": ["1"], "val": ["3", "2"]})
     assert val_scene_ids(manifest) == ["2", "3"]
     with pytest.raises(ValueError, match="re-run preprocess"):
-        val_scene_ids({"scenes": {"train": 1, "val": 1}})
+        Manifest.from_dict({"scenes": {"train": 1, "val": 1}})
+
+
+def _manifest(scene_ids: dict[str, list[str]], options: dict[str, Any] | None = None) -> Manifest:
+    """A complete manifest listing which scenes went where (counts follow from the lists)."""
+    return Manifest.build(
+        patch_size=64,
+        record_format=RecordFormat(),
+        scene_ids=scene_ids,
+        patches={split: 4 * len(ids) for split, ids in scene_ids.items()},
+        options=options,
+    )
 
 
 def test_best_candidate_skips_unscored() -> None:
@@ -53,17 +67,13 @@ class FakeStages:
         self.fit_calls: list[dict[str, Any]] = []
         self.predict_calls: list[tuple[str, str, str]] = []
 
-    def preprocess(self, input_uri: str, output_uri: str, **options: Any) -> dict[str, Any]:
+    def preprocess(self, input_uri: str, output_uri: str, **options: Any) -> Manifest:
         self.preprocess_calls.append(options)
         ids = paired_ids([p.name for p in Path(input_uri).iterdir()])
         val, train_ids = ids[-2:], ids[:-2]  # like preprocess, list which scenes went where
-        manifest = {
-            "scenes": {"train": len(train_ids), "val": len(val)},
-            "scene_ids": {"train": train_ids, "val": val},
-            "options": options,
-        }
+        manifest = _manifest({"train": train_ids, "val": val}, options)
         Path(output_uri).mkdir(parents=True, exist_ok=True)
-        Path(output_uri, "manifest.json").write_text(json.dumps(manifest))
+        write_manifest(output_uri, manifest)
         return manifest
 
     def fit(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +200,6 @@ def test_val_ids_recomputed_match_what_preprocess_wrote(
     root_with_raw: Path, tmp_path: Path
 ) -> None:
     """The recomputed split equals the scenes preprocessing really put in the val shards."""
-    from pipelines.core.records import RecordFormat
     from pipelines.io.records import decode_patch, split_files
     from pipelines.preprocess.job import run_preprocess
 
@@ -200,7 +209,7 @@ def test_val_ids_recomputed_match_what_preprocess_wrote(
     )
     import tensorflow as tf
 
-    fmt = RecordFormat.from_dict(manifest["record_format"])
+    fmt = manifest.record_format
     written = {
         decode_patch(bytes(record.numpy()), fmt)["scene_id"]
         for path in split_files(str(out), "val")

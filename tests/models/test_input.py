@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,10 @@ import tensorflow as tf
 
 from models import records
 from models.input import InputConfig, make_input, shard_policy_for
+from pipelines.core.manifest import Manifest
 from pipelines.core.palette import NUM_CLASSES
 from pipelines.io.imaging import normalize_image
-from pipelines.io.records import encode_patch
+from pipelines.io.records import encode_patch, write_manifest
 
 PATCH = 16
 CLASS_LEVEL = 36  # red channel = class id × 36: a pixel's color says its class
@@ -46,13 +46,13 @@ def write_records(root: Path, n_train: int = 12, n_val: int = 5, shards: int = 3
                     image, ids = coded_patch(index)
                     index += 1
                     writer.write(encode_patch(f"s{i}", 0, 0, image, ids, fmt))
-    manifest = {
-        "schema_version": records.SCHEMA_VERSION,
-        "patch_size": PATCH,
-        "patches": patches,
-        "record_format": fmt.to_dict(),
-    }
-    (root / records.MANIFEST_NAME).write_text(json.dumps(manifest))
+    manifest = Manifest.build(
+        patch_size=PATCH,
+        record_format=fmt,
+        scene_ids={split: [f"s{i}" for i in range(count)] for split, count in patches.items()},
+        patches=patches,
+    )
+    write_manifest(str(root), manifest)
     return root
 
 

@@ -31,7 +31,9 @@ from models.train.loop import (
     train,
 )
 from pipelines.core import metrics
+from pipelines.core.manifest import Manifest
 from pipelines.core.palette import NUM_CLASSES, UNKNOWN
+from pipelines.core.records import RecordFormat
 from pipelines.io import storage
 
 METADATA_KEYS = {
@@ -286,10 +288,20 @@ def test_config_and_cli_options() -> None:
         TrainConfig(data="d", output="o", jit=True, deterministic=True).validate()
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         TrainConfig(data="d", output="o", batch_size=0).validate()
-    assert default_steps_per_epoch({"patches": {"train": 10, "val": 2}}, 4) == 2
-    assert default_steps_per_epoch({"patches": {"train": 3, "val": 2}}, 4) == 1
-    with pytest.raises(ValueError, match="--steps-per-epoch"):
-        default_steps_per_epoch({}, 4)
+
+    def manifest(train: int, val: int) -> Manifest:
+        return Manifest.build(
+            patch_size=64,
+            record_format=RecordFormat(),
+            scene_ids={"train": ["a"], "val": ["b"]},
+            patches={"train": train, "val": val},
+        )
+
+    assert default_steps_per_epoch(manifest(10, 2), 4) == 2
+    assert default_steps_per_epoch(manifest(3, 2), 4) == 1
+    # A manifest that does not say how many patches there are does not parse at all.
+    with pytest.raises(ValueError, match=r"lacks .*patches"):
+        Manifest.from_dict({})
     # Resume positions: a checkpoint at global step 13 with 5 steps per epoch in epoch 2 (0-based).
     assert epoch_position(13, 2, 5) == 3
     assert epoch_position(10, 2, 5) == 0

@@ -11,10 +11,17 @@ import pytest
 import tensorflow as tf
 
 from models import records
+from pipelines.core.manifest import Manifest
 from pipelines.core.palette import NUM_CLASSES
-from pipelines.core.records import RecordFormat
-from pipelines.io.records import decode_patch, encode_patch, split_files
-from pipelines.preprocess.job import BEAM_COMPRESSION
+from pipelines.core.records import MANIFEST_NAME, RecordFormat, serialize_example
+from pipelines.io.records import (
+    decode_patch,
+    encode_patch,
+    read_manifest,
+    split_files,
+    write_manifest,
+)
+from pipelines.preprocess.transforms import BEAM_COMPRESSION
 
 FORMATS = [RecordFormat(c, z) for c in ("raw", "png") for z in ("none", "gzip", "zlib")]
 
@@ -65,7 +72,7 @@ def test_hand_written_example_is_what_tensorflow_parses() -> None:
     assert feature["y"].int64_list.value == [300] and feature["x"].int64_list.value == [2**40]
     assert feature["image"].bytes_list.value == [image.tobytes()]
     assert feature["mask"].bytes_list.value == [ids.tobytes()]
-    negative = records.serialize_example({"n": -5}, {})
+    negative = serialize_example({"n": -5}, {})
     assert tf.train.Example.FromString(negative).features.feature["n"].int64_list.value == [-5]
 
 
@@ -89,8 +96,13 @@ def _write_dataset(test_pipeline, folder: Path, fmt: RecordFormat, splits: dict)
                     compression_type=BEAM_COMPRESSION[fmt.compression],
                 )
             )
-    manifest = {"patch_size": 16, "record_format": fmt.to_dict()}
-    (folder / records.MANIFEST_NAME).write_text(json.dumps(manifest))
+    manifest = Manifest.build(
+        patch_size=16,
+        record_format=fmt,
+        scene_ids={split: ["s"] if patches else [] for split, patches in splits.items()},
+        patches={split: len(patches) for split, patches in splits.items()},
+    )
+    write_manifest(str(folder), manifest)
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"{f.codec}-{f.compression}")
@@ -114,5 +126,26 @@ def test_reader_reads_beam_written_shards_in_every_format(
 def test_reader_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="run preprocess first"):
         records.make_dataset(str(tmp_path), "train")
+    # A manifest that is not complete is refused, naming what it lacks.
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"patch_size": 16}))
+    with pytest.raises(ValueError, match=r"manifest\.json: the manifest lacks schema_version"):
+        records.make_dataset(str(tmp_path), "train")
     with pytest.raises(ValueError, match="unknown split"):
         split_files(str(tmp_path), "test")
+
+
+def test_manifest_written_and_read_back_through_the_one_writer_and_reader(tmp_path: Path) -> None:
+    manifest = Manifest.build(
+        patch_size=32,
+        record_format=RecordFormat("png", "zlib"),
+        scene_ids={"train": ["b", "a"], "val": ["c"]},
+        patches={"train": 8, "val": 4},
+        files={"train": [str(tmp_path / "train-00000-of-00001.tfrecord.zlib")]},
+        created_at="2026-01-01T00:00:00+00:00",
+    )
+    uri = write_manifest(str(tmp_path), manifest)
+    assert uri == str(tmp_path / MANIFEST_NAME)
+    text = (tmp_path / MANIFEST_NAME).read_text()
+    assert text == json.dumps(manifest.to_dict(), indent=2) + "\n"
+    assert read_manifest(str(tmp_path)) == manifest
+    assert json.loads(text)["files"] == {"train": ["train-00000-of-00001.tfrecord.zlib"]}

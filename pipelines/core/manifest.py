@@ -1,0 +1,210 @@
+"""``manifest.json`` as a typed value: what a preprocessed dataset holds and how it was made.
+
+One type, one shape: :meth:`Manifest.to_dict` writes exactly the keys and nesting the job has
+always written (readers of older tools keep working), and :meth:`Manifest.from_dict` refuses a
+manifest that lacks any of them, naming what is missing, so a reader never guesses at a default
+(a missing ``scene_ids`` once meant "re-derive the split", which bad input could have changed).
+
+Pure: the file itself is read and written by ``pipelines.io.records.read_manifest`` /
+``write_manifest``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipelines.core.naming import basename
+from pipelines.core.palette import CLASS_NAMES, NUM_CLASSES
+from pipelines.core.records import SCHEMA_VERSION, SPLITS, RecordFormat
+
+# The keys of manifest.json, in the order they are written.
+MANIFEST_KEYS: tuple[str, ...] = (
+    "schema_version",
+    "patch_size",
+    "scenes",
+    "patches",
+    "scene_ids",
+    "class_pixels",
+    "class_pixels_by_split",
+    "errors",
+    "record_format",
+    "files",
+    "options",
+    "created_at",
+)
+# The keys of the per-split mappings (scenes, patches, scene_ids, class_pixels_by_split).
+_PER_SPLIT = ("scenes", "patches", "scene_ids", "class_pixels_by_split")
+
+
+def utc_timestamp() -> str:
+    """Now, as the manifest records it: ISO 8601, UTC, whole seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def named_counts(counts: Sequence[int]) -> dict[str, int]:
+    """Pixel counts in palette order → ``{class name: count}`` (palette order kept)."""
+    if len(counts) != NUM_CLASSES:
+        raise ValueError(f"expected {NUM_CLASSES} class counts, got {len(counts)}")
+    return {name: int(n) for name, n in zip(CLASS_NAMES, counts, strict=True)}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A preprocessed dataset: its counts per split, its files, and the options it ran with.
+
+    Per-split fields are keyed by split name (``pipelines.core.records.SPLITS``); pixel counts
+    are keyed by class name in palette order and count every *scene* pixel once (the overlap of
+    edge patches is not counted twice).
+    """
+
+    patch_size: int
+    record_format: RecordFormat
+    scenes: dict[str, int]
+    patches: dict[str, int]
+    scene_ids: dict[str, tuple[str, ...]]  # sorted, per split
+    class_pixels: dict[str, int]
+    class_pixels_by_split: dict[str, dict[str, int]]
+    errors: int
+    files: dict[str, tuple[str, ...]]  # base names of the shard and error files, sorted
+    options: dict[str, Any] = field(default_factory=dict)  # as the run recorded them
+    created_at: str = ""  # ISO 8601, UTC
+    schema_version: int = SCHEMA_VERSION
+
+    # ---- building ----------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        patch_size: int,
+        record_format: RecordFormat,
+        scene_ids: Mapping[str, Iterable[str]],
+        patches: Mapping[str, int],
+        class_pixels_by_split: Mapping[str, Sequence[int]] | None = None,
+        errors: int = 0,
+        files: Mapping[str, Iterable[str]] | None = None,
+        options: Mapping[str, Any] | None = None,
+        created_at: str | None = None,
+    ) -> Manifest:
+        """A manifest from what a run counted: the derived fields (scene counts, overall class
+        pixels) are computed here, once. Pixel counts come in palette order; file URIs may be
+        full (only their base names are kept)."""
+        ids = {s: tuple(sorted(scene_ids.get(s, ()))) for s in SPLITS}
+        by_split = {
+            s: named_counts((class_pixels_by_split or {}).get(s, [0] * NUM_CLASSES)) for s in SPLITS
+        }
+        return cls(
+            patch_size=int(patch_size),
+            record_format=record_format,
+            scenes={s: len(ids[s]) for s in SPLITS},
+            patches={s: int(patches.get(s, 0)) for s in SPLITS},
+            scene_ids=ids,
+            class_pixels={n: sum(by_split[s][n] for s in SPLITS) for n in CLASS_NAMES},
+            class_pixels_by_split=by_split,
+            errors=int(errors),
+            files={k: tuple(sorted(map(basename, uris))) for k, uris in (files or {}).items()},
+            options=dict(options or {}),
+            created_at=utc_timestamp() if created_at is None else created_at,
+        )
+
+    # ---- what readers ask ----------------------------------------------------------------------
+
+    def patch_count(self, split: str) -> int:
+        """Patches written to ``split``."""
+        return self.patches[_known_split(split)]
+
+    def scene_count(self, split: str) -> int:
+        """Scenes written to ``split``."""
+        return self.scenes[_known_split(split)]
+
+    @property
+    def train_scene_ids(self) -> list[str]:
+        """The scenes written to the train split, sorted."""
+        return list(self.scene_ids[SPLITS[0]])
+
+    @property
+    def val_scene_ids(self) -> list[str]:
+        """The scenes written to the val split, sorted: evaluation reads them from here, so it
+        never re-derives a split that bad input may have changed."""
+        return list(self.scene_ids[SPLITS[1]])
+
+    @property
+    def total_scenes(self) -> int:
+        return sum(self.scenes.values())
+
+    @property
+    def total_patches(self) -> int:
+        return sum(self.patches.values())
+
+    # ---- the JSON shape ------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``manifest.json`` object: keys and nesting exactly as the job writes them."""
+        return {
+            "schema_version": self.schema_version,
+            "patch_size": self.patch_size,
+            "scenes": dict(self.scenes),
+            "patches": dict(self.patches),
+            "scene_ids": {s: list(ids) for s, ids in self.scene_ids.items()},
+            "class_pixels": dict(self.class_pixels),
+            "class_pixels_by_split": {s: dict(c) for s, c in self.class_pixels_by_split.items()},
+            "errors": self.errors,
+            "record_format": self.record_format.to_dict(),
+            "files": {k: list(names) for k, names in self.files.items()},
+            "options": dict(self.options),
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+        """Parse and check a ``manifest.json`` object; ValueError names what is missing/wrong."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a manifest is a JSON object, got {type(data).__name__}")
+        missing = [key for key in MANIFEST_KEYS if key not in data]
+        if missing:
+            raise ValueError(
+                f"the manifest lacks {', '.join(missing)} (written by an older preprocess?): "
+                "re-run preprocess on the same input"
+            )
+        if data["schema_version"] != SCHEMA_VERSION:
+            raise ValueError(
+                f"manifest schema_version {data['schema_version']!r} is not supported "
+                f"(this code reads {SCHEMA_VERSION}): re-run preprocess on the same input"
+            )
+        for key in _PER_SPLIT:
+            if not isinstance(data[key], Mapping) or set(data[key]) != set(SPLITS):
+                raise ValueError(f"manifest {key} must have exactly the splits {list(SPLITS)}")
+        by_class = {"class_pixels": data["class_pixels"]}
+        by_class |= {f"class_pixels_by_split.{s}": data["class_pixels_by_split"][s] for s in SPLITS}
+        for key, value in by_class.items():
+            if not isinstance(value, Mapping) or list(value) != list(CLASS_NAMES):
+                raise ValueError(f"manifest {key} must name the classes {list(CLASS_NAMES)}")
+        try:
+            record_format = RecordFormat.from_dict(data["record_format"])
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"manifest record_format is incomplete: {error}") from error
+        return cls(
+            schema_version=int(data["schema_version"]),
+            patch_size=int(data["patch_size"]),
+            scenes={s: int(data["scenes"][s]) for s in SPLITS},
+            patches={s: int(data["patches"][s]) for s in SPLITS},
+            scene_ids={s: tuple(str(i) for i in data["scene_ids"][s]) for s in SPLITS},
+            class_pixels={n: int(c) for n, c in data["class_pixels"].items()},
+            class_pixels_by_split={
+                s: {n: int(c) for n, c in data["class_pixels_by_split"][s].items()} for s in SPLITS
+            },
+            errors=int(data["errors"]),
+            record_format=record_format,
+            files={str(k): tuple(str(n) for n in v) for k, v in data["files"].items()},
+            options=dict(data["options"]),
+            created_at=str(data["created_at"]),
+        )
+
+
+def _known_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    return split

@@ -1,0 +1,51 @@
+"""``landcover preprocess``: light to import, defaults from PreprocessOptions, bad flags exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.core.records import RecordFormat
+from pipelines.preprocess import cli as preprocess_cli
+from pipelines.preprocess.options import PreprocessOptions
+
+
+def test_cli_imports_neither_beam_nor_tensorflow() -> None:
+    code = (
+        "import sys\n"
+        "from pipelines.preprocess import cli\n"
+        "cli.build_parser().format_help()\n"
+        "heavy = [m for m in ('apache_beam', 'tensorflow') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_help_answers_without_running(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        preprocess_cli.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--val-fraction" in capsys.readouterr().out
+
+
+def test_flags_become_options_with_the_options_defaults() -> None:
+    parser = preprocess_cli.build_parser()
+    args, beam_args = parser.parse_known_args(
+        ["--input", "/in", "--output", "/out", "--runner", "DirectRunner"]
+    )
+    assert beam_args == ["--runner", "DirectRunner"]
+    assert preprocess_cli.options_from(args) == PreprocessOptions("/in", "/out")
+    argv = ["--input", "/in", "--output", "/out", "--patch-size", "64", "--val-fraction", "0"]
+    argv += ["--seed", "3", "--codec", "png", "--compression", "zlib", "--num-shards", "4"]
+    options = preprocess_cli.options_from(parser.parse_args(argv))
+    assert options == PreprocessOptions("/in", "/out", 64, 0.0, 3, RecordFormat("png", "zlib"), 4)
+
+
+def test_invalid_options_are_rejected(tmp_path: Path) -> None:
+    for argv in (["--val-fraction", "1.5"], ["--patch-size", "0"], ["--num-shards", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            preprocess_cli.main(["--input", str(tmp_path), "--output", str(tmp_path), *argv])
+        assert exit_info.value.code == 2
