@@ -1,13 +1,15 @@
 """What a training run depends on: one :class:`TrainConfig` for the CLI, the flows and Python.
 
 Defaults live here once; ``landcover train`` builds its flags from them and the training flow
-passes a ``TrainConfig`` (as a dict) through Prefect. Importing this module loads neither
+passes a ``TrainConfig`` (as a dict) through Prefect. What a default means once the data is
+known (``default_steps_per_epoch``) is decided here too. Importing this module loads neither
 TensorFlow nor Keras, so validation and ``--help`` are instant.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from models.registry import ARCHITECTURES, ENCODER_ARCHITECTURES, check_architecture
 from models.strategy import STRATEGIES
@@ -92,3 +94,21 @@ class TrainConfig:
         from pipelines.io import storage
 
         return self.log_dir or storage.join(self.output, LOGS_DIR)
+
+
+def split_patch_count(manifest: dict[str, Any], split: str) -> int | None:
+    """Patches in ``split`` per the manifest (``patches: {train: n, val: n}``), else None."""
+    patches = manifest.get("patches")
+    value = patches.get(split) if isinstance(patches, dict) else None
+    return int(value) if isinstance(value, int) and value >= 0 else None
+
+
+def default_steps_per_epoch(manifest: dict[str, Any], global_batch: int) -> int:
+    """``steps_per_epoch`` left unset: one pass over the train split, ``patches // global batch``
+    (at least 1)."""
+    patches = split_patch_count(manifest, "train")
+    if patches is None:
+        raise ValueError(
+            "the manifest does not say how many train patches there are; pass --steps-per-epoch"
+        )
+    return max(1, patches // global_batch)

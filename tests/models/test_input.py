@@ -11,8 +11,9 @@ import tensorflow as tf
 
 from models import records
 from models.input import InputConfig, make_input, shard_policy_for
+from models.normalization import normalize_image
 from pipelines.core.palette import NUM_CLASSES
-from pipelines.io.imaging import normalize_image
+from pipelines.core.records import MANIFEST_NAME, SCHEMA_VERSION, RecordFormat
 from pipelines.io.records import encode_patch
 
 PATCH = 16
@@ -34,7 +35,7 @@ def coded_patch(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def write_records(root: Path, n_train: int = 12, n_val: int = 5, shards: int = 3) -> Path:
     """Records in preprocess's schema, written directly (the input is tested on its own)."""
-    fmt = records.RecordFormat(codec="png")
+    fmt = RecordFormat(codec="png")
     patches = {"train": n_train, "val": n_val}
     root.mkdir(parents=True, exist_ok=True)
     index = 0
@@ -47,12 +48,12 @@ def write_records(root: Path, n_train: int = 12, n_val: int = 5, shards: int = 3
                     index += 1
                     writer.write(encode_patch(f"s{i}", 0, 0, image, ids, fmt))
     manifest = {
-        "schema_version": records.SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "patch_size": PATCH,
         "patches": patches,
         "record_format": fmt.to_dict(),
     }
-    (root / records.MANIFEST_NAME).write_text(json.dumps(manifest))
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest))
     return root
 
 

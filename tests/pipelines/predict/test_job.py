@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models import normalization
 from pipelines.core import tiling
 from pipelines.core.errors import BadInputError
 from pipelines.core.palette import CLASS_COLORS, NUM_CLASSES, decode_mask
@@ -68,7 +69,7 @@ def _encode(image: np.ndarray, fmt: str, **options: str) -> bytes:
 def _reference(model, image: np.ndarray) -> np.ndarray:
     """The model on the whole scene, reflect-padded to the tile grid, cropped back."""
     padded = tiling.pad_to_grid(image, TILE, OVERLAP)
-    probabilities = model.predict_on_batch(imaging.normalize_image(padded[None]))[0]
+    probabilities = model.predict_on_batch(normalization.normalize_image(padded[None]))[0]
     return np.asarray(probabilities)[: image.shape[0], : image.shape[1]]
 
 
@@ -86,13 +87,13 @@ def test_stitched_odd_scene_equals_the_model_on_the_whole_padded_scene(model):
 
 def test_handler_normalises_with_the_shared_function(model, monkeypatch: pytest.MonkeyPatch):
     calls: list[tuple[int, ...]] = []
-    shared = imaging.normalize_image
+    shared = normalization.normalize_image
 
     def spy(batch):
         calls.append(batch.shape)
         return shared(batch)
 
-    monkeypatch.setattr(imaging, "normalize_image", spy)
+    monkeypatch.setattr(normalization, "normalize_image", spy)
     tiles = tiling.cut_tiles(_image(140, 130, seed=1), TILE, OVERLAP)
     handler = inference.KerasSegmentationHandler("unused", batch_size=4)
     results = list(handler.run_inference(tiles, model))
@@ -110,8 +111,8 @@ def test_training_input_uses_the_same_normalisation_and_inference_the_shared_til
 
     # training calls the very function the handler calls (however it imports it)
     assert "normalize_image" in inspect.getsource(training_input)
-    shared_fn = getattr(training_input, "normalize_image", imaging.normalize_image)
-    assert shared_fn is imaging.normalize_image
+    shared_fn = getattr(training_input, "normalize_image", normalization.normalize_image)
+    assert shared_fn is normalization.normalize_image
     cut: list[tuple[int, int]] = []
     shared = tiling.cut_tiles
     monkeypatch.setattr(
