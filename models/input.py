@@ -7,7 +7,7 @@ read interleaved, records parsed in parallel) and adds, in this order:
 2. repeat (training runs for a number of steps, not until the data runs out);
 3. per-patch random crop (``crop_size``, for CPU runs on small inputs) and augmentation;
 4. batch (``drop_remainder`` for training, so every step has the same static shape);
-5. normalisation (``pipelines.io.imaging.normalize_image``, the one inference uses too) and
+5. normalisation (``models.normalization.normalize_image``, the one serving uses too) and
    one-hot recovery (``records.ids_to_one_hot``) on whole batches, vectorised;
 6. prefetch.
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from models import records
-from pipelines.io.imaging import normalize_image
+from models.normalization import normalize_image
 from pipelines.io.records import split_files
 
 if TYPE_CHECKING:

@@ -1,25 +1,51 @@
-"""``DeepGlobeMeanIoU``: the challenge mIoU as a streaming Keras metric for training.
+"""The DeepGlobe confusion counts in TensorFlow, and ``DeepGlobeMeanIoU``, the streaming metric.
 
-It accumulates the same 7x7 confusion matrix as ``pipelines.core.metrics.confusion_matrix``
-(rows = truth, columns = prediction, from the argmax of the one-hot truth and of the
-probabilities) and computes the score with the same rules; ``confusion()`` hands the matrix to
-the NumPy functions for per-class IoU and Dice. Lives apart from ``pipelines.core.metrics`` so
-that module stays free of TensorFlow.
+:func:`confusion_counts` is the one TF definition of the confusion matrix: the same cells as
+``pipelines.core.metrics.confusion_matrix`` (rows = truth, columns = prediction, palette order;
+truth and prediction are the argmax of the one-hot truth and of the probabilities, so
+truth-``unknown`` pixels land in row ``UNKNOWN`` exactly as in NumPy). Both the Keras metric's
+``update_state`` and the distributed evaluation step (``models.steps.make_eval_step``) count
+with it, so validation during training and ``landcover evaluate`` cannot disagree on a pixel.
+The scores (IoU, Dice, mIoU) are derived from the matrix by ``pipelines.core.metrics``; the
+metric's ``result()`` repeats the mIoU rule in tensor ops only because Keras needs it in graph.
+
+Lives apart from ``pipelines.core.metrics`` so that module stays free of TensorFlow.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
+from models.registry import KERAS_PACKAGE
 from pipelines.core.palette import ACTIVE_CLASSES, NUM_CLASSES
 
-PACKAGE = "landcover"
-_CELLS = NUM_CLASSES * NUM_CLASSES
+CONFUSION_CELLS = NUM_CLASSES * NUM_CLASSES
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+def confusion_counts(y_true: Any, y_pred: Any, sample_weight: Any = None, dtype: str = "int64"):
+    """(49,) counts of ``truth × 7 + prediction``: ``pipelines.core.metrics``'s matrix, flat.
+
+    ``y_true`` one-hot and ``y_pred`` probabilities ``(…, H, W, 7)``; ``sample_weight``
+    (optional, ``(…, H, W)``) is a mask: pixels with weight 0 are not counted. Counted exactly
+    in integers, then cast to ``dtype``: int64 to accumulate, float32 where a strategy must
+    all-reduce it (exact up to 2**24 per cell, e.g. 44 whole 612² patches of one class).
+    The shape is static, so it works inside ``strategy.run`` on every strategy.
+    """
+    truth = ops.reshape(ops.argmax(y_true, axis=-1), (-1,))
+    pred = ops.reshape(ops.argmax(y_pred, axis=-1), (-1,))
+    codes = ops.cast(truth, "int32") * NUM_CLASSES + ops.cast(pred, "int32")
+    if sample_weight is not None:
+        keep = ops.reshape(ops.cast(sample_weight, "float32") > 0, (-1,))
+        codes = ops.where(keep, codes, CONFUSION_CELLS)  # an extra bin, dropped below
+    counts = ops.bincount(codes, minlength=CONFUSION_CELLS + 1)[:CONFUSION_CELLS]
+    return ops.cast(ops.reshape(counts, (CONFUSION_CELLS,)), dtype)
+
+
+@keras.saving.register_keras_serializable(package=KERAS_PACKAGE)
 class DeepGlobeMeanIoU(keras.metrics.Metric):
     """Streaming DeepGlobe mIoU from one-hot truth ``(B, H, W, 7)`` and probabilities.
 
@@ -36,14 +62,8 @@ class DeepGlobeMeanIoU(keras.metrics.Metric):
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        truth = ops.reshape(ops.argmax(y_true, axis=-1), (-1,))
-        pred = ops.reshape(ops.argmax(y_pred, axis=-1), (-1,))
-        codes = ops.cast(truth, "int32") * NUM_CLASSES + ops.cast(pred, "int32")
-        if sample_weight is not None:
-            keep = ops.reshape(ops.cast(sample_weight, "float32") > 0, (-1,))
-            codes = ops.where(keep, codes, _CELLS)  # an extra bin, dropped below
-        counts = ops.bincount(codes, minlength=_CELLS + 1)[:_CELLS]
-        self.total_cm.assign_add(ops.reshape(ops.cast(counts, "int64"), (NUM_CLASSES,) * 2))
+        counts = confusion_counts(y_true, y_pred, sample_weight, dtype="int64")
+        self.total_cm.assign_add(ops.reshape(counts, (NUM_CLASSES, NUM_CLASSES)))
 
     def result(self):
         cm = ops.cast(self.total_cm, "float64")

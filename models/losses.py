@@ -36,9 +36,8 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from models.registry import KERAS_PACKAGE
 from pipelines.core.palette import ACTIVE_CLASSES, NUM_CLASSES, UNKNOWN
-
-PACKAGE = "landcover"
 
 
 def _validated_weights(class_weights: Sequence[float] | None) -> tuple[float, ...] | None:
@@ -122,7 +121,7 @@ def soft_dice(
     )
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@keras.saving.register_keras_serializable(package=KERAS_PACKAGE)
 class DiceLoss(keras.losses.Loss):
     """``1 - soft_dice``: soft multi-class Dice loss (see the module docstring).
 
@@ -163,7 +162,7 @@ class DiceLoss(keras.losses.Loss):
         }
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@keras.saving.register_keras_serializable(package=KERAS_PACKAGE)
 def dice_coefficient(y_true, y_pred):
     """Soft Dice over all 7 classes with smooth=1, usable as a Keras metric (``1 - DiceLoss()``).
 

@@ -17,8 +17,8 @@ KERAS_PACKAGE = "landcover"
 
 # name → "module:function" that builds it (``build(num_classes=…, base_filters=…, …)``).
 _BUILDERS: dict[str, str] = {
-    "unet": "models.architectures:build_unet",
-    "resnet50_unet": "models.architectures:build_resnet50_unet",
+    "unet": "models.unet:build_unet",
+    "resnet50_unet": "models.resnet50_unet:build_resnet50_unet",
 }
 ARCHITECTURES: tuple[str, ...] = tuple(_BUILDERS)
 # Architectures whose encoder is a pretrained backbone (freezing, ImageNet weights apply).

@@ -2,8 +2,8 @@
 
 Batch inference (``pipelines.predict``), benchmarks and notebooks call only these two functions,
 so how a model is loaded (local or ``gs://``, registered custom objects) and how its input is
-normalised are decided here once, next to the training input that uses the same
-normalisation (``models.input``).
+normalised are decided here once; the normalisation is ``models.normalization``'s, the one the
+training input (``models.input``) uses.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from models import normalization
 from pipelines.io import storage
-from pipelines.io.imaging import normalize_image
 
 if TYPE_CHECKING:
     import keras
@@ -38,4 +38,5 @@ def predict_tiles(model: keras.Model, tiles: np.ndarray) -> np.ndarray:
     """
     if tiles.ndim != 4 or tiles.shape[-1] != 3:
         raise ValueError(f"expected uint8 tiles of shape (N, H, W, 3), got {tiles.shape}")
-    return np.asarray(model.predict_on_batch(normalize_image(tiles)), dtype=np.float32)
+    probabilities = model.predict_on_batch(normalization.normalize_image(tiles))
+    return np.asarray(probabilities, dtype=np.float32)

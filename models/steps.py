@@ -30,8 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from models.keras_metrics import confusion_counts
 from models.losses import dice_from_sums, dice_sums
-from pipelines.core.palette import NUM_CLASSES
 
 if TYPE_CHECKING:
     import keras
@@ -46,22 +46,6 @@ class DiceSpec:
 
     smooth: float = 1.0
     ignore_unknown: bool = False
-
-
-def confusion_counts(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-    """(49,) float32 counts of truth×7 + prediction, the layout of ``pipelines.core.metrics``.
-
-    float32 so every strategy (TPU included) can all-reduce it; counts are exact up to 2**24
-    per cell and step (44 whole 612² patches of one class in one global batch), and the host
-    accumulates them in int64.
-    """
-    import tensorflow as tf
-
-    truth = tf.argmax(y_true, axis=-1, output_type=tf.int32)
-    pred = tf.argmax(y_pred, axis=-1, output_type=tf.int32)
-    codes = tf.reshape(truth * NUM_CLASSES + pred, [-1])
-    cells = NUM_CLASSES * NUM_CLASSES
-    return tf.math.bincount(codes, minlength=cells, maxlength=cells, dtype=tf.float32)
 
 
 def _global(value: tf.Tensor) -> tf.Tensor:
@@ -130,13 +114,17 @@ def make_train_step(
 
 
 def make_eval_step(strategy: tf.distribute.Strategy, model: keras.Model, spec: DiceSpec) -> Any:
-    """A ``tf.function(batch) → (I, S, confusion counts)``, each summed over all replicas."""
+    """A ``tf.function(batch) → (I, S, confusion counts)``, each summed over all replicas.
+
+    The counts are ``models.keras_metrics.confusion_counts`` (the metric's own), flat (49,).
+    """
     import tensorflow as tf
 
     def replica_eval(images: tf.Tensor, masks: tf.Tensor) -> tuple[tf.Tensor, ...]:
         probabilities = model(images, training=False)
         intersection, total = dice_sums(masks, probabilities, spec.ignore_unknown)
-        return intersection, total, confusion_counts(masks, probabilities)
+        # float32: every strategy (TPU included) can all-reduce it; the host sums it in int64.
+        return intersection, total, confusion_counts(masks, probabilities, dtype="float32")
 
     @tf.function(reduce_retracing=True)
     def eval_step(batch: Any) -> tuple[tf.Tensor, ...]:

@@ -1,7 +1,8 @@
 """What a training run depends on: one :class:`TrainConfig` for the CLI, the flows and Python.
 
 Defaults live here once; ``landcover train`` builds its flags from them and the training flow
-passes a ``TrainConfig`` (as a dict) through Prefect. Importing this module loads neither
+passes a ``TrainConfig`` (as a dict) through Prefect. What a default means once the data is
+known (``default_steps_per_epoch``) is decided here too. Importing this module loads neither
 TensorFlow nor Keras, so validation and ``--help`` are instant.
 """
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from models.registry import ARCHITECTURES, ENCODER_ARCHITECTURES, check_architecture
 from models.strategy import STRATEGIES
+from pipelines.core.manifest import Manifest
 
 ARCHS: tuple[str, ...] = ARCHITECTURES
 CHECKPOINTS_DIR = "checkpoints"
@@ -92,3 +94,9 @@ class TrainConfig:
         from pipelines.io import storage
 
         return self.log_dir or storage.join(self.output, LOGS_DIR)
+
+
+def default_steps_per_epoch(manifest: Manifest, global_batch: int) -> int:
+    """``steps_per_epoch`` left unset: one pass over the train split, ``patches // global batch``
+    (at least 1)."""
+    return max(1, manifest.patch_count("train") // global_batch)

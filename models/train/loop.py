@@ -25,26 +25,22 @@ One custom loop (``models.steps``) serves every strategy (``models.strategy``), 
    multi-worker the other workers save to a temporary folder and delete it, as TF recommends,
    because saving may take part in collectives).
 
-``model.keras`` and ``metadata.json`` go through ``pipelines.io.storage`` (local or ``gs://``,
-emulator included). Checkpoints and TensorBoard logs are written by TensorFlow's own filesystem
-layer, which speaks real ``gs://`` but ignores ``STORAGE_EMULATOR_HOST``; ``checkpoint_dir`` and
-``log_dir`` move them elsewhere (tests on the emulator point them at a local folder).
+This module is the run itself (strategy, build, epochs, validation). Checkpoint and resume
+state live in ``models.train.checkpoints``, ``model.keras`` and ``metadata.json`` in
+``models.train.artifacts``, the options and their defaults in ``models.train.config``.
+TensorBoard logs are written by TensorFlow's own filesystem layer, which speaks real ``gs://``
+but ignores ``STORAGE_EMULATOR_HOST``; ``log_dir`` (like ``checkpoint_dir``) moves them elsewhere
+(tests on the emulator point them at a local folder).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import os
-import shutil
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,10 +48,11 @@ import numpy as np
 from models.input import InputConfig, make_input
 from models.steps import DiceSpec
 from models.strategy import parse_tf_config
-from models.train.config import TrainConfig
+from models.train import artifacts
+from models.train.checkpoints import RunCheckpoints, epoch_position
+from models.train.config import TrainConfig, default_steps_per_epoch
 from pipelines.core.manifest import Manifest
-from pipelines.core.naming import METADATA_FILE, MODEL_FILE, basename
-from pipelines.core.palette import CLASS_NAMES, NUM_CLASSES
+from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES, NUM_CLASSES
 from pipelines.io import records, storage
 
 if TYPE_CHECKING:
@@ -63,8 +60,6 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 LOG = logging.getLogger("landcover.train")
-STATE_FILE = "train_state.json"
-METADATA_VERSION = 1
 EXIT_NON_FINITE = 3
 
 
@@ -84,8 +79,8 @@ class NonFiniteLossError(RuntimeError):
 
 
 @dataclass
-class _Run:
-    """Mutable state of one run that the helpers below share."""
+class TrainRun:
+    """Where one run stands: its placement (strategy, replicas, batch) and its progress."""
 
     config: TrainConfig
     strategy: Any
@@ -100,42 +95,9 @@ class _Run:
     last_checkpoint: str | None = None
 
 
-# ---- small pure helpers ------------------------------------------------------------------------
-
-
-def code_version() -> str:
-    """``git describe`` of the checkout the code runs from, else the installed package version."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        result = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        if result.returncode == 0 and result.stdout.strip():
-            return f"git:{result.stdout.strip()}"
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"landcover=={version('landcover')}"
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def default_steps_per_epoch(manifest: Manifest, global_batch: int) -> int:
-    """One pass over the train split: ``train patches // global batch`` (at least 1)."""
-    return max(1, manifest.patch_count("train") // global_batch)
-
-
-def epoch_position(step: int, epoch: int, steps_per_epoch: int) -> int:
-    """Steps of ``epoch`` already done when the global step counter is ``step``."""
-    return min(max(step - epoch * steps_per_epoch, 0), steps_per_epoch)
-
-
-def val_metrics(intersection: np.ndarray, total: np.ndarray, cm: np.ndarray, smooth: float):
+def val_metrics(
+    intersection: np.ndarray, total: np.ndarray, cm: np.ndarray, smooth: float
+) -> dict[str, Any]:
     """Epoch validation metrics from summed Dice terms and the confusion matrix."""
     from models.losses import dice_from_sums
     from pipelines.core import metrics
@@ -146,8 +108,6 @@ def val_metrics(intersection: np.ndarray, total: np.ndarray, cm: np.ndarray, smo
 
     def clean(value: float) -> float | None:
         return None if math.isnan(value) else float(value)
-
-    from pipelines.core.palette import ACTIVE_CLASSES
 
     return {
         "val_loss": 1.0 - dice,
@@ -173,31 +133,22 @@ def _dtype_policy(mixed_precision: bool) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-# ---- checkpoint side files (TensorFlow's filesystem, next to the checkpoints) --------------
-
-
-def _read_state(directory: str) -> dict[str, Any]:
+@contextlib.contextmanager
+def _op_determinism(enabled: bool) -> Iterator[None]:
+    """Deterministic TF kernels for this run only (the switch is process-wide)."""
+    if not enabled:
+        yield
+        return
     import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
 
-    path = f"{directory.rstrip('/')}/{STATE_FILE}"
-    if not tf.io.gfile.exists(path):
-        return {}
-    with tf.io.gfile.GFile(path, "r") as handle:
-        return json.loads(handle.read())
-
-
-def _write_state(directory: str, state: dict[str, Any]) -> None:
-    import tensorflow as tf
-
-    tf.io.gfile.makedirs(directory)
-    path = f"{directory.rstrip('/')}/{STATE_FILE}"
-    tmp = f"{path}.tmp"
-    with tf.io.gfile.GFile(tmp, "w") as handle:
-        handle.write(json.dumps(state, indent=2))
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-# ---- the run -----------------------------------------------------------------------------------
+    was_enabled = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_enabled:
+            tf_config.disable_op_determinism()
 
 
 def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -210,7 +161,7 @@ def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     return optimizer
 
 
-def _input(run: _Run, split: str, epoch: int) -> tf.data.Dataset:
+def _input(run: TrainRun, split: str, epoch: int) -> tf.data.Dataset:
     """The (global-batch) dataset of one epoch; its seed depends on the epoch."""
     config = run.config
     training = split == "train"
@@ -228,7 +179,7 @@ def _input(run: _Run, split: str, epoch: int) -> tf.data.Dataset:
     return make_input(config.data, split, input_config, num_workers=cluster.num_workers)
 
 
-def _validate(run: _Run, eval_step: Any) -> dict[str, Any]:
+def _validate(run: TrainRun, eval_step: Any) -> dict[str, Any]:
     config = run.config
     if not records.split_files(config.data, "val"):
         LOG.warning("no val shards under %s: skipping validation", config.data)
@@ -251,31 +202,6 @@ def _validate(run: _Run, eval_step: Any) -> dict[str, Any]:
     return val_metrics(intersection, total, cm, config.dice_smooth)
 
 
-def _checkpoint_dir_for(run: _Run) -> str:
-    """The chief writes the real checkpoints; other workers a throw-away local folder."""
-    if run.is_chief:
-        return run.config.checkpoint_root
-    return tempfile.mkdtemp(prefix="landcover-worker-ckpt-")
-
-
-@contextlib.contextmanager
-def _op_determinism(enabled: bool) -> Iterator[None]:
-    """Deterministic TF kernels for this run only (the switch is process-wide)."""
-    if not enabled:
-        yield
-        return
-    import tensorflow as tf
-    from tensorflow.python.framework import config as tf_config
-
-    was_enabled = tf_config.is_op_determinism_enabled()
-    tf.config.experimental.enable_op_determinism()
-    try:
-        yield
-    finally:
-        if not was_enabled:
-            tf_config.disable_op_determinism()
-
-
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train as ``config`` says; returns the metadata written to ``OUTPUT/metadata.json``.
 
@@ -294,16 +220,14 @@ def _train(config: TrainConfig) -> dict[str, Any]:
 
     strategy, strategy_name = make_strategy(config.strategy)
     import keras
-    import tensorflow as tf
 
     from models import architectures
-    from models.steps import make_eval_step, make_sync_batchnorm, make_train_step
 
     keras.utils.set_random_seed(config.seed)
     manifest = records.read_manifest(config.data)
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size * replicas
-    run = _Run(
+    run = TrainRun(
         config=config,
         strategy=strategy,
         strategy_name=strategy_name,
@@ -340,38 +264,47 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         )
         optimizer = _make_optimizer(config)
         optimizer.build(model.trainable_variables)  # all of them, before any freeze
-    step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=optimizer, step=step_var, epoch=epoch_var
+    checkpoints = RunCheckpoints(
+        model,
+        optimizer,
+        checkpoint_root=config.checkpoint_root,
+        is_chief=run.is_chief,
+        keep=config.keep_checkpoints,
     )
-    write_dir = _checkpoint_dir_for(run)
-    manager = tf.train.CheckpointManager(
-        checkpoint, write_dir, max_to_keep=config.keep_checkpoints if run.is_chief else 1
-    )
-    latest = tf.train.latest_checkpoint(config.checkpoint_root)
-    state: dict[str, Any] = {}
-    if latest:
-        try:
-            checkpoint.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as err:
-            raise ValueError(
-                f"checkpoint {latest} does not match this model: resume with the options it was "
-                f"started with (--arch, --base-filters, --mixed-precision) or use a new output "
-                f"({type(err).__name__}: {err})"
-            ) from err
-        state = _read_state(config.checkpoint_root)
-        run.resumed_from_step = [*state.get("resumed_from_step", []), int(step_var.numpy())]
-        run.history = [h for h in state.get("history", []) if h["epoch"] <= int(epoch_var.numpy())]
-        run.last_checkpoint = latest
-        LOG.info(
-            "resuming from %s: step %d, epoch %d, step %d of that epoch",
-            latest,
-            int(step_var.numpy()),
-            int(epoch_var.numpy()) + 1,
-            epoch_position(int(step_var.numpy()), int(epoch_var.numpy()), run.steps_per_epoch),
-        )
+    try:
+        restored = checkpoints.restore_latest()
+        if restored:
+            state = restored.state
+            run.resumed_from_step = [*state.get("resumed_from_step", []), restored.step]
+            run.history = [h for h in state.get("history", []) if h["epoch"] <= restored.epoch]
+            run.last_checkpoint = restored.checkpoint
+            LOG.info(
+                "resuming from %s: step %d, epoch %d, step %d of that epoch",
+                restored.checkpoint,
+                restored.step,
+                restored.epoch + 1,
+                epoch_position(restored.step, restored.epoch, run.steps_per_epoch),
+            )
+        return _run_epochs(run, model, optimizer, checkpoints, started, jit)
+    finally:
+        checkpoints.close()
 
+
+def _run_epochs(
+    run: TrainRun,
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    checkpoints: RunCheckpoints,
+    started: float,
+    jit: bool,
+) -> dict[str, Any]:
+    """The epochs from the restored one to the last, then the published outputs."""
+    import tensorflow as tf
+
+    from models import architectures
+    from models.steps import make_eval_step, make_sync_batchnorm, make_train_step
+
+    config, strategy = run.config, run.strategy
     if run.is_chief:
         writer = tf.summary.create_file_writer(config.log_root)
     else:
@@ -382,16 +315,15 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     has_encoder = architectures.get_encoder(model) is not None
     encoder_trainable: bool | None = None
     train_step = None
+    step_var, epoch_var = checkpoints.step, checkpoints.epoch
 
     def save_checkpoint() -> None:
         sync_batchnorm()
-        path = manager.save(checkpoint_number=int(step_var.numpy()))
+        path = checkpoints.save(
+            {"history": run.history, "resumed_from_step": run.resumed_from_step}
+        )
         if run.is_chief:
             run.last_checkpoint = path
-            _write_state(
-                config.checkpoint_root,
-                {"history": run.history, "resumed_from_step": run.resumed_from_step},
-            )
             LOG.info("checkpoint %s", path)
 
     try:
@@ -406,34 +338,53 @@ def _train(config: TrainConfig) -> dict[str, Any]:
                 if train_step is None:  # variables to train are captured when the step is made
                     train_step = make_train_step(strategy, model, optimizer, spec, jit_compile=jit)
                 done = epoch_position(int(step_var.numpy()), epoch, run.steps_per_epoch)
-                entry = _train_epoch(run, epoch, done, train_step, step_var, save_checkpoint)
+                entry = train_epoch(run, epoch, done, train_step, step_var, save_checkpoint)
                 sync_batchnorm()
                 entry.update(_validate(run, eval_step))
                 entry["encoder_trainable"] = encoder_trainable
                 run.history = [h for h in run.history if h["epoch"] != epoch + 1] + [entry]
-                _log_epoch(run, entry, int(step_var.numpy()))
+                _log_epoch(entry, int(step_var.numpy()))
                 epoch_var.assign(epoch + 1)
                 save_checkpoint()
                 writer.flush()
         if has_encoder:
             architectures.set_encoder_trainable(model, True)
         sync_batchnorm()
-        metadata = _metadata(run, int(step_var.numpy()), time.monotonic() - started)
-        metadata["optimizer_iterations"] = int(optimizer.iterations.numpy())
-        _save_outputs(
-            run, _float32_model(model, config) if config.mixed_precision else model, metadata
+        steps = int(step_var.numpy())
+        metadata = artifacts.build_metadata(
+            config,
+            strategy=run.strategy_name,
+            replicas=run.replicas,
+            workers=parse_tf_config().num_workers,
+            global_batch=run.global_batch,
+            steps_per_epoch=run.steps_per_epoch,
+            manifest=run.manifest,
+            history=run.history,
+            resumed_from_step=run.resumed_from_step,
+            steps=steps,
+            optimizer_iterations=int(optimizer.iterations.numpy()),
+            wall_time_s=time.monotonic() - started,
         )
+        exported = artifacts.float32_model(model, config) if config.mixed_precision else model
+        artifacts.save_outputs(config.output, exported, metadata, is_chief=run.is_chief)
     finally:
         writer.close()
-        if not run.is_chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
     return metadata
 
 
-def _train_epoch(
-    run: _Run, epoch: int, done: int, train_step: Any, step_var: Any, save_checkpoint: Any
+def train_epoch(
+    run: TrainRun,
+    epoch: int,
+    done: int,
+    train_step: Any,
+    step_var: Any,
+    save_checkpoint: Callable[[], None],
 ) -> dict[str, Any]:
-    """Run the remaining steps of ``epoch``; returns its history entry (train part)."""
+    """Run the steps of ``epoch`` after the ``done`` ones; returns its history entry (train part).
+
+    Stops with :class:`NonFiniteLossError` on the first non-finite loss, before that step can be
+    checkpointed.
+    """
     import tensorflow as tf
 
     config = run.config
@@ -493,7 +444,7 @@ def _train_epoch(
     }
 
 
-def _log_epoch(run: _Run, entry: dict[str, Any], step: int) -> None:
+def _log_epoch(entry: dict[str, Any], step: int) -> None:
     import tensorflow as tf
 
     for key in ("train_loss", "train_dice", "val_loss", "val_dice", "val_miou"):
@@ -513,80 +464,3 @@ def _log_epoch(run: _Run, entry: dict[str, Any], step: int) -> None:
         show("val_dice"),
         show("val_miou"),
     )
-
-
-def _metadata(run: _Run, step: int, wall_time_s: float) -> dict[str, Any]:
-    import keras
-    import tensorflow as tf
-
-    config = run.config
-    last = run.history[-1] if run.history else {}
-    return {
-        "metadata_version": METADATA_VERSION,
-        "version": config.version or basename(config.output),
-        "arch": config.arch,
-        "model_file": MODEL_FILE,
-        "options": asdict(config),
-        "strategy": run.strategy_name,
-        "replicas": run.replicas,
-        "workers": parse_tf_config().num_workers,
-        "batch_size_per_replica": config.batch_size,
-        "global_batch_size": run.global_batch,
-        "steps_per_epoch": run.steps_per_epoch,
-        "steps": step,
-        "patches_seen": step * run.global_batch,
-        "data": config.data,
-        "data_manifest": run.manifest.to_dict(),
-        "input": {
-            "normalization": "pipelines.io.imaging.normalize_image (uint8 / 255 → float32)",
-            "patch_size": run.manifest.patch_size,
-            "train_size": config.crop_size or run.manifest.patch_size,
-            "num_classes": NUM_CLASSES,
-            "class_names": list(CLASS_NAMES),
-        },
-        "loss": {
-            "name": "dice",
-            "smooth": config.dice_smooth,
-            "ignore_unknown": config.ignore_unknown,
-            "distributed": "Dice of the global batch: per-class sums all-reduced (models.steps)",
-        },
-        "history": run.history,
-        "val_miou": last.get("val_miou"),
-        "val_dice": last.get("val_dice"),
-        "val_per_class_iou": last.get("val_per_class_iou"),
-        "resumed_from_step": run.resumed_from_step,
-        "code_version": code_version(),
-        "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wall_time_s": round(wall_time_s, 3),
-    }
-
-
-def _float32_model(model: keras.Model, config: TrainConfig) -> keras.Model:
-    """The trained weights in a float32 copy of the model, to save.
-
-    A model built under ``mixed_float16`` saves that policy in every layer's config, so whoever
-    loads ``model.keras`` (inference, on CPUs without fast float16) would compute in float16.
-    The policy is a training choice: the variables are float32 either way, so they copy over.
-    """
-    from models import architectures
-
-    exported = architectures.build_model(
-        config.arch, base_filters=config.base_filters, encoder_weights="none"
-    )
-    exported.set_weights(model.get_weights())
-    return exported
-
-
-def _save_outputs(run: _Run, model: keras.Model, metadata: dict[str, Any]) -> None:
-    """Every worker saves (saving may involve collectives); only the chief publishes."""
-    output = run.config.output
-    with tempfile.TemporaryDirectory(prefix="landcover-model-") as tmp:
-        local = os.path.join(tmp, MODEL_FILE)
-        model.save(local)
-        if run.is_chief:
-            storage.upload_file(local, storage.join(output, MODEL_FILE))
-    if run.is_chief:
-        storage.write_text(storage.join(output, METADATA_FILE), json.dumps(metadata, indent=2))
-        LOG.info("wrote %s and %s to %s", MODEL_FILE, METADATA_FILE, output)

@@ -29,9 +29,10 @@ SCENE_SIZE = 2448
 
 def _stage_timings(scene_uri: str, output_dir: str, tile: int, overlap: int) -> dict[str, float]:
     """Seconds per step for one scene, outside Beam (the model replaced by random tiles)."""
+    from models.normalization import normalize_image
     from pipelines.core import tiling
     from pipelines.core.palette import NUM_CLASSES, encode_mask
-    from pipelines.io import imaging, storage
+    from pipelines.io import storage
     from pipelines.io.scenes import decode_scene
     from pipelines.predict.outputs import encode_mask_png
 
@@ -44,7 +45,7 @@ def _stage_timings(scene_uri: str, output_dir: str, tile: int, overlap: int) -> 
     timings["tiling"] = time.perf_counter() - start
     start = time.perf_counter()
     for i in range(0, len(tiles), 4):
-        imaging.normalize_image(np.stack(tiles[i : i + 4]))
+        normalize_image(np.stack(tiles[i : i + 4]))
     timings["normalise"] = time.perf_counter() - start
     rng = np.random.default_rng(0)
     fake = rng.random((tile, tile, NUM_CLASSES), dtype=np.float32)

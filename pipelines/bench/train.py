@@ -23,10 +23,12 @@ from pipelines.core.palette import NUM_CLASSES
 
 
 def filters_description(arch: str, base_filters: int) -> str:
-    from models.architectures import UNET_DEPTH, resnet50_decoder_filters
+    """The layer widths ``base_filters`` gives ``arch``, for the benchmark's report line."""
+    from models.resnet50_unet import resnet50_decoder_filters
+    from models.unet import unet_widths
 
     if arch == "unet":
-        widths = [base_filters * 2**level for level in range(UNET_DEPTH + 1)]
+        widths = list(unet_widths(base_filters))
         return f"base_filters={base_filters} (encoder/decoder widths {widths})"
     return (
         f"base_filters={base_filters} (ResNet50 encoder 64-2048, decoder widths "

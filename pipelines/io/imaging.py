@@ -1,4 +1,4 @@
-"""Decoding and encoding scene files, and the pixel normalisation every model sees.
+"""Decoding and encoding scene files.
 
 Decoding forces the whole file through the codec (``Image.load``), so a truncated JPEG or PNG
 fails here, with its URI, instead of yielding a half-grey scene that trains silently wrong.
@@ -14,10 +14,6 @@ from PIL import Image, UnidentifiedImageError
 
 from pipelines.core.errors import BadInputError
 from pipelines.core.palette import decode_mask
-
-# Training input and inference both call normalize_image, so a model never sees pixels scaled
-# one way in training and another in production.
-PIXEL_SCALE: float = 1.0 / 255.0
 
 
 def _open_rgb(data: bytes, uri: str) -> np.ndarray:
@@ -67,12 +63,3 @@ def encode_png(array: np.ndarray, compress_level: int = 6, strategy: int | None 
 def decode_png(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img)
-
-
-def normalize_image(image: Any) -> Any:
-    """uint8 pixels → float32 in [0, 1]; NumPy in, NumPy out; TF tensor in, TF tensor out."""
-    if isinstance(image, np.ndarray):
-        return image.astype(np.float32) * np.float32(PIXEL_SCALE)
-    import tensorflow as tf  # only TF callers pay for the import
-
-    return tf.cast(image, tf.float32) * tf.constant(PIXEL_SCALE, tf.float32)

@@ -14,7 +14,7 @@ file encoding and writing in ``outputs``; this module runs them (options, skip-w
 waves, error files, the summary).
 
 Shared with training, never re-implemented here: pixel normalisation (the serving API applies
-``pipelines.io.imaging.normalize_image`` to each batch), the tile grid and blend weights
+``models.normalization.normalize_image`` to each batch), the tile grid and blend weights
 (``pipelines.core.tiling``), the palette (``pipelines.core.palette``).
 
 Nightly-safe: before running, the output is listed once and scenes whose ``{id}_mask.png``

@@ -10,9 +10,10 @@ import tensorflow as tf
 
 from models import records
 from models.input import InputConfig, make_input, shard_policy_for
+from models.normalization import normalize_image
 from pipelines.core.manifest import Manifest
 from pipelines.core.palette import NUM_CLASSES
-from pipelines.io.imaging import normalize_image
+from pipelines.core.records import RecordFormat
 from pipelines.io.records import encode_patch, write_manifest
 
 PATCH = 16
@@ -34,7 +35,7 @@ def coded_patch(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def write_records(root: Path, n_train: int = 12, n_val: int = 5, shards: int = 3) -> Path:
     """Records in preprocess's schema, written directly (the input is tested on its own)."""
-    fmt = records.RecordFormat(codec="png")
+    fmt = RecordFormat(codec="png")
     patches = {"train": n_train, "val": n_val}
     root.mkdir(parents=True, exist_ok=True)
     index = 0

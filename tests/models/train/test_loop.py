@@ -1,5 +1,5 @@
-"""Training: synth → preprocess → train for both architectures, strategy choice, Dice steps,
-non-finite stop, and model + metadata on gs:// (the emulator)."""
+"""Training runs: synth → preprocess → train for both architectures, the non-finite stop, model +
+metadata on gs:// (the emulator), mixed precision and the encoder freeze schedule."""
 
 from __future__ import annotations
 
@@ -13,27 +13,10 @@ import pytest
 import tensorflow as tf
 
 from flows import cli
-from models.losses import DiceLoss, dice_from_sums, dice_sums
-from models.steps import (
-    DiceSpec,
-    batchnorm_statistics,
-    confusion_counts,
-    global_batch_dice_loss,
-)
-from models.strategy import ClusterSpec, parse_tf_config, resolve_strategy_name
-from models.train.cli import config_from_args, main
-from models.train.config import ARCHS, TrainConfig
-from models.train.loop import (
-    EXIT_NON_FINITE,
-    NonFiniteLossError,
-    default_steps_per_epoch,
-    epoch_position,
-    train,
-)
-from pipelines.core import metrics
-from pipelines.core.manifest import Manifest
-from pipelines.core.palette import NUM_CLASSES, UNKNOWN
-from pipelines.core.records import RecordFormat
+from models.train.cli import main
+from models.train.config import TrainConfig
+from models.train.loop import EXIT_NON_FINITE, NonFiniteLossError, train
+from pipelines.core.palette import NUM_CLASSES
 from pipelines.io import storage
 
 METADATA_KEYS = {
@@ -181,156 +164,6 @@ def test_non_finite_loss_stops_the_run(
     assert "non-finite loss inf at step 7 (epoch 2)" in str(error) and "ckpt-5" in str(error)
 
 
-# ---- pure pieces ---------------------------------------------------------------------------
-
-
-def test_strategy_selection_from_tf_config() -> None:
-    assert parse_tf_config("") == ClusterSpec()
-    two = json.dumps(
-        {
-            "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
-            "task": {"type": "worker", "index": 1},
-        }
-    )
-    spec = parse_tf_config(two)
-    assert (spec.num_workers, spec.task_type, spec.task_index, spec.is_chief) == (
-        2,
-        "worker",
-        1,
-        False,
-    )
-    assert parse_tf_config(two.replace('"index": 1', '"index": 0')).is_chief
-    with_chief = {
-        "cluster": {"chief": ["h:0"], "worker": ["h:1", "h:2"], "evaluator": ["h:3"]},
-        "task": {"type": "worker", "index": 0},
-    }
-    spec = parse_tf_config(json.dumps(with_chief))
-    assert spec.num_workers == 3 and not spec.is_chief  # the chief task is the chief
-    one = {"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": 0}}
-
-    assert resolve_strategy_name("auto", parse_tf_config(two), num_gpus=0) == "multi_worker"
-    assert resolve_strategy_name("auto", parse_tf_config(json.dumps(one)), 0) == "default"
-    assert resolve_strategy_name("auto", ClusterSpec(), num_gpus=4) == "mirrored"
-    assert resolve_strategy_name("auto", ClusterSpec(), num_gpus=1) == "default"
-    assert resolve_strategy_name("auto", parse_tf_config(two), num_gpus=8) == "multi_worker"
-    assert resolve_strategy_name("tpu", ClusterSpec(), num_gpus=0) == "tpu"
-    assert resolve_strategy_name("mirrored", ClusterSpec(), num_gpus=0) == "mirrored"
-    with pytest.raises(ValueError, match="valid: auto, default, mirrored, multi_worker, tpu"):
-        resolve_strategy_name("horovod", ClusterSpec(), 0)
-    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
-        parse_tf_config("{not json")
-
-
-def test_step_dice_equals_the_shared_dice_loss() -> None:
-    rng = np.random.default_rng(0)
-    ids = rng.integers(0, NUM_CLASSES, (2, 9, 7))
-    ids[0, :3] = UNKNOWN
-    y_true = tf.one_hot(ids, NUM_CLASSES)
-    y_pred = tf.nn.softmax(tf.constant(rng.normal(size=(2, 9, 7, NUM_CLASSES)), tf.float32))
-    for ignore in (False, True):
-        for smooth in (1.0, 10.0):
-            spec = DiceSpec(smooth=smooth, ignore_unknown=ignore)
-            expected = float(DiceLoss(smooth=smooth, ignore_unknown=ignore)(y_true, y_pred))
-            assert float(global_batch_dice_loss(y_true, y_pred, spec)) == pytest.approx(
-                expected, rel=1e-6
-            )
-            # The validation path (host-side sums) agrees too.
-            intersection, total = (
-                t.numpy().astype(np.float64) for t in dice_sums(y_true, y_pred, ignore)
-            )
-            assert 1.0 - float(dice_from_sums(intersection, total, smooth=smooth)) == pytest.approx(
-                expected, rel=1e-5
-            )
-
-
-def test_confusion_counts_match_the_shared_metric() -> None:
-    rng = np.random.default_rng(1)
-    truth = rng.integers(0, NUM_CLASSES, (3, 5, 6))
-    pred = rng.integers(0, NUM_CLASSES, (3, 5, 6))
-    counts = confusion_counts(tf.one_hot(truth, NUM_CLASSES), tf.one_hot(pred, NUM_CLASSES))
-    np.testing.assert_array_equal(
-        counts.numpy().reshape(NUM_CLASSES, NUM_CLASSES), metrics.confusion_matrix(truth, pred)
-    )
-
-
-def test_batchnorm_statistics_are_found_in_nested_models() -> None:
-    from models.architectures import build_model
-
-    model = build_model("unet", base_filters=2)
-    names = {v.path.rsplit("/", 1)[-1] for v in batchnorm_statistics(model)}
-    assert names == {"moving_mean", "moving_variance"}
-    batchnorms = [
-        layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-    assert len(batchnorm_statistics(model)) == 2 * len(batchnorms)
-
-
-def test_config_and_cli_options() -> None:
-    assert set(ARCHS) == set(__import__("models.architectures").architectures.ARCHITECTURES)
-    argv = ["--data", "d", "--output", "o", "--arch", "resnet50_unet", "--batch-size", "2"]
-    argv += ["--strategy", "mirrored", "--mixed-precision", "--jit", "--encoder-weights"]
-    argv += ["imagenet", "--freeze-encoder-epochs", "1", "--val-steps", "3", "--crop-size", "256"]
-    config = config_from_args(argv)
-    assert (config.batch_size, config.strategy, config.mixed_precision, config.jit) == (
-        2,
-        "mirrored",
-        True,
-        True,
-    )
-    assert (config.encoder_weights, config.freeze_encoder_epochs) == ("imagenet", 1)
-    assert (config.val_steps, config.crop_size, config.steps_per_epoch) == (3, 256, None)
-    config.validate()
-    with pytest.raises(ValueError, match="unet has no encoder"):
-        TrainConfig(data="d", output="o", arch="unet", freeze_encoder_epochs=1).validate()
-    with pytest.raises(ValueError, match="unknown architecture 'vgg'"):
-        TrainConfig(data="d", output="o", arch="vgg").validate()
-    with pytest.raises(ValueError, match="cannot be combined"):
-        TrainConfig(data="d", output="o", jit=True, deterministic=True).validate()
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        TrainConfig(data="d", output="o", batch_size=0).validate()
-
-    def manifest(train: int, val: int) -> Manifest:
-        return Manifest.build(
-            patch_size=64,
-            record_format=RecordFormat(),
-            scene_ids={"train": ["a"], "val": ["b"]},
-            patches={"train": train, "val": val},
-        )
-
-    assert default_steps_per_epoch(manifest(10, 2), 4) == 2
-    assert default_steps_per_epoch(manifest(3, 2), 4) == 1
-    # A manifest that does not say how many patches there are does not parse at all.
-    with pytest.raises(ValueError, match=r"lacks .*patches"):
-        Manifest.from_dict({})
-    # Resume positions: a checkpoint at global step 13 with 5 steps per epoch in epoch 2 (0-based).
-    assert epoch_position(13, 2, 5) == 3
-    assert epoch_position(10, 2, 5) == 0
-    assert epoch_position(99, 2, 5) == 5
-
-
-def test_xla_compiled_step_trains() -> None:
-    from models.steps import make_train_step
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((None, None, 3)),
-            keras.layers.Conv2D(NUM_CLASSES, 3, padding="same"),
-            keras.layers.Softmax(),
-        ]
-    )
-    optimizer = keras.optimizers.Adam(0.05)
-    optimizer.build(model.trainable_variables)
-    strategy = tf.distribute.get_strategy()
-    rng = np.random.default_rng(0)
-    images = rng.random((2, 8, 8, 3)).astype(np.float32)
-    masks = tf.one_hot((images[..., 0] * NUM_CLASSES).astype(np.int32), NUM_CLASSES)
-    iterator = iter(tf.data.Dataset.from_tensors((images, masks)).repeat())
-    step = make_train_step(strategy, model, optimizer, DiceSpec(), jit_compile=True)
-    losses = [float(step(iterator)) for _ in range(10)]
-    assert losses[-1] < losses[0]
-
-
 def test_mixed_precision_step_runs(records_uri: str, tmp_path: Path) -> None:
     previous = keras.config.dtype_policy().name
     config = tiny(records_uri, str(tmp_path / "mp"), "unet", steps_per_epoch=1, batch_size=1)
@@ -369,7 +202,7 @@ def test_encoder_frozen_for_the_first_epochs_then_trained(
         return built[-1]
 
     snapshots: list[list[np.ndarray]] = []
-    train_epoch = train_module._train_epoch
+    train_epoch = train_module.train_epoch
 
     def train_epoch_and_snapshot(*args, **kwargs):  # type: ignore[no-untyped-def]
         entry = train_epoch(*args, **kwargs)
@@ -377,7 +210,7 @@ def test_encoder_frozen_for_the_first_epochs_then_trained(
         return entry
 
     monkeypatch.setattr(architectures, "build_model", tiny_encoder_model)
-    monkeypatch.setattr(train_module, "_train_epoch", train_epoch_and_snapshot)
+    monkeypatch.setattr(train_module, "train_epoch", train_epoch_and_snapshot)
     config = tiny(records_uri, str(tmp_path / "freeze"), "resnet50_unet", epochs=2)
     config.steps_per_epoch, config.freeze_encoder_epochs, config.learning_rate = 3, 1, 0.05
     metadata = train(config)

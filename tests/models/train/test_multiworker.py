@@ -29,7 +29,8 @@ WORKER = textwrap.dedent(
     """
     import json, sys
     import numpy as np
-    import models.train.cli as train_module
+    import models.train.artifacts as artifacts
+    import models.train.cli as train_cli
     from pipelines.io import storage
 
     dump, report, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -45,16 +46,16 @@ WORKER = textwrap.dedent(
         write_text(uri, text)
 
     storage.upload_file, storage.write_text = recorded_upload, recorded_write
-    save_outputs = train_module._save_outputs
+    save_outputs = artifacts.save_outputs
 
-    def save_and_dump(run, model, metadata):
+    def save_and_dump(output, model, metadata, *, is_chief):
         np.savez(dump, *[np.asarray(w.numpy()) for w in model.weights])
-        save_outputs(run, model, metadata)
+        save_outputs(output, model, metadata, is_chief=is_chief)
         with open(report, "w") as handle:
-            json.dump({"is_chief": run.is_chief, "published": published}, handle)
+            json.dump({"is_chief": is_chief, "published": published}, handle)
 
-    train_module._save_outputs = save_and_dump
-    sys.exit(train_module.main(argv))
+    artifacts.save_outputs = save_and_dump
+    sys.exit(train_cli.main(argv))
     """
 )
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models.normalization import normalize_image
 from pipelines.core.errors import BadInputError, ErrorRecord
 from pipelines.core.palette import encode_mask
 from pipelines.io.imaging import (
@@ -15,7 +16,6 @@ from pipelines.io.imaging import (
     decode_mask_bytes,
     decode_png,
     encode_png,
-    normalize_image,
 )
 
 

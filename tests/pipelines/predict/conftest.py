@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models import normalization
 from pipelines.core import tiling
 from pipelines.core.palette import NUM_CLASSES
 from pipelines.core.tiling import TILE_OVERLAP, TILE_SIZE
-from pipelines.io import imaging
 from pipelines.predict.handler import KerasSegmentationHandler
 
 
@@ -82,7 +82,7 @@ def encode_image() -> Callable[..., bytes]:
 def _reference(model: Any, image: np.ndarray, tile: int, overlap: int) -> np.ndarray:
     """The model on the whole scene, reflect-padded to the tile grid, cropped back."""
     padded = tiling.pad_to_grid(image, tile, overlap)
-    probabilities = model.predict_on_batch(imaging.normalize_image(padded[None]))[0]
+    probabilities = model.predict_on_batch(normalization.normalize_image(padded[None]))[0]
     return np.asarray(probabilities)[: image.shape[0], : image.shape[1]]
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models import normalization
 from pipelines.core import tiling
 from pipelines.core.palette import NUM_CLASSES
-from pipelines.io import imaging
 from pipelines.predict.handler import METRICS_NAMESPACE, KerasSegmentationHandler
 
 TILE, OVERLAP = 128, 32
@@ -29,20 +29,15 @@ def test_stitched_odd_scene_equals_the_model_on_the_whole_padded_scene(
 def test_handler_normalises_with_the_shared_function(
     model, make_image, monkeypatch: pytest.MonkeyPatch
 ):
-    from models import serving
-
     calls: list[tuple[int, ...]] = []
-    shared = imaging.normalize_image
+    shared = normalization.normalize_image
 
     def spy(batch):
         calls.append(batch.shape)
         return shared(batch)
 
-    monkeypatch.setattr(imaging, "normalize_image", spy)
-    # the serving API may bind the shared function by name at import: spy on that name too
-    # (only when it IS the shared function; a private copy would go unseen and fail below)
-    if getattr(serving, "normalize_image", None) is shared:
-        monkeypatch.setattr(serving, "normalize_image", spy)
+    # the serving API calls the shared function through its module, so this spy sees it
+    monkeypatch.setattr(normalization, "normalize_image", spy)
     tiles = tiling.cut_tiles(make_image(140, 130, seed=1), TILE, OVERLAP)
     handler = KerasSegmentationHandler("unused", batch_size=4)
     results = list(handler.run_inference(tiles, model))

@@ -12,9 +12,10 @@ from apache_beam.ml.inference.base import PredictionResult
 from apache_beam.pvalue import TaggedOutput
 from PIL import Image
 
+from models import normalization
 from pipelines.core import tiling
 from pipelines.core.palette import NUM_CLASSES, encode_mask
-from pipelines.io import imaging, storage
+from pipelines.io import storage
 from pipelines.io.scenes import Scene
 from pipelines.predict.outputs import OutputOptions
 from pipelines.predict.transforms import SHUFFLE_DTYPE, DecodeAndTile, StitchAndWrite, by_scene
@@ -29,8 +30,8 @@ def test_training_input_uses_the_same_normalisation_and_inference_the_shared_til
 
     # training calls the very function the handler calls (however it imports it)
     assert "normalize_image" in inspect.getsource(training_input)
-    shared_fn = getattr(training_input, "normalize_image", imaging.normalize_image)
-    assert shared_fn is imaging.normalize_image
+    shared_fn = getattr(training_input, "normalize_image", normalization.normalize_image)
+    assert shared_fn is normalization.normalize_image
     cut: list[tuple[int, int]] = []
     shared = tiling.cut_tiles
     monkeypatch.setattr(

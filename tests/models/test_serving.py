@@ -1,0 +1,50 @@
+"""The serving API: load a model.keras from local or gs://, predict probabilities for uint8
+tiles with the training normalisation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import normalization
+from models.architectures import build_model
+from models.serving import load_model, predict_tiles
+from pipelines.core.palette import NUM_CLASSES
+from pipelines.io import storage
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    model = build_model("unet", base_filters=2)
+    path = tmp_path_factory.mktemp("serving") / "model.keras"
+    model.save(path)
+    return path, model
+
+
+def _tiles(count: int = 2, size: int = 20) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+def test_predict_tiles_normalises_like_training(saved_model) -> None:
+    path, model = saved_model
+    loaded = load_model(str(path))
+    tiles = _tiles()
+    probabilities = predict_tiles(loaded, tiles)
+    assert probabilities.dtype == np.float32
+    assert probabilities.shape == (2, 20, 20, NUM_CLASSES)
+    expected = np.asarray(model(normalization.normalize_image(tiles), training=False))
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_tiles_refuses_other_shapes(saved_model) -> None:
+    model = load_model(str(saved_model[0]))
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        predict_tiles(model, _tiles()[0])
+
+
+def test_loads_from_gcs(saved_model, gcs_root: str) -> None:
+    uri = f"{gcs_root}/models/unet/v1/model.keras"
+    storage.upload_file(str(saved_model[0]), uri)
+    assert load_model(uri).name == "unet"

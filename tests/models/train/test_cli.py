@@ -1,0 +1,63 @@
+"""``landcover train``'s flags: parsed into TrainConfig, instant help, exit statuses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.train.cli import build_parser, config_from_args, main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_flags_become_a_train_config() -> None:
+    argv = ["--data", "d", "--output", "o", "--arch", "resnet50_unet", "--batch-size", "2"]
+    argv += ["--strategy", "mirrored", "--mixed-precision", "--jit", "--encoder-weights"]
+    argv += ["imagenet", "--freeze-encoder-epochs", "1", "--val-steps", "3", "--crop-size", "256"]
+    config = config_from_args(argv)
+    assert (config.batch_size, config.strategy, config.mixed_precision, config.jit) == (
+        2,
+        "mirrored",
+        True,
+        True,
+    )
+    assert (config.encoder_weights, config.freeze_encoder_epochs) == ("imagenet", 1)
+    assert (config.val_steps, config.crop_size, config.steps_per_epoch) == (3, 256, None)
+    config.validate()
+    assert config_from_args([*argv[:6], "--val-steps", "all"]).val_steps is None
+
+
+def test_unknown_architecture_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        build_parser().parse_args(["--data", "d", "--output", "o", "--arch", "vgg"])
+    assert raised.value.code == 2
+    assert "invalid choice: 'vgg'" in capsys.readouterr().err
+
+
+def test_help_and_bad_flags_import_neither_tensorflow_nor_keras() -> None:
+    code = (
+        "import sys, models.train.cli as cli\n"
+        "try:\n"
+        "    cli.main(['--help'])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0\n"
+        "try:\n"
+        "    cli.main(['--data', 'd', '--output', 'o', '--arch', 'vgg'])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 2\n"
+        "sys.exit(bool({'tensorflow', 'keras'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "landcover train" in result.stdout
+
+
+def test_missing_data_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "m"), "--arch", "unet"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("landcover train: ")
