@@ -1,4 +1,4 @@
-"""Triggers for real: ``landcover up`` (a real ``prefect server start``, served deployments, the
+"""``landcover up`` for real (a real ``prefect server start``, served deployments, the
 drop-folder watcher), then a ``landcover.imagery.dropped`` event, emitted directly and by the
 watcher, must each lead to a COMPLETED ``imagery-drop`` run with the event's parameters."""
 
