@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test lint typecheck env clean
+.PHONY: demo test lint typecheck contracts env clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -36,7 +36,11 @@ lint: env
 typecheck: env
 	$(VENV)/bin/mypy pipelines models flows
 
-test: lint typecheck
+# The import contracts of pyproject.toml's [tool.importlinter] (DESIGN.md "Layout").
+contracts: env
+	$(VENV)/bin/lint-imports
+
+test: lint typecheck contracts
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 clean:

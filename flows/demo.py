@@ -35,21 +35,19 @@ DEFAULT_ROOT = Path(".work") / "demo"
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of one demo run (see :data:`FULL` and :data:`QUICK`)."""
+    """Sizes of one demo run (see :data:`FULL` and :data:`QUICK`).
+
+    ``training``, ``preprocessing`` and ``inference`` are the flows' option groups:
+    ``TrainConfig``, ``PreprocessOptions`` and ``flows.options.InferenceOptions`` fields. Plain
+    dicts, so that ``landcover demo --help`` imports none of them.
+    """
 
     labeled: int
     unlabeled: int
     size: int
-    patch_size: int
-    val_fraction: float
-    epochs: int
-    steps_per_epoch: int
-    batch_size: int
-    crop_size: int | None
-    base_filters: int
-    learning_rate: float
-    tile: int
-    overlap: int
+    training: dict[str, Any]
+    preprocessing: dict[str, Any]
+    inference: dict[str, int]
 
 
 # Chosen so that the models learn visibly in a few CPU minutes (2 cores): 512² scenes give
@@ -60,31 +58,31 @@ FULL = DemoConfig(
     labeled=16,
     unlabeled=4,
     size=512,
-    patch_size=256,
-    val_fraction=0.2,
-    epochs=8,
-    steps_per_epoch=25,
-    batch_size=8,
-    crop_size=128,
-    base_filters=16,
-    learning_rate=1e-3,
-    tile=256,
-    overlap=32,
+    training={
+        "epochs": 8,
+        "steps_per_epoch": 25,
+        "batch_size": 8,
+        "crop_size": 128,
+        "base_filters": 16,
+        "learning_rate": 1e-3,
+    },
+    preprocessing={"patch_size": 256, "val_fraction": 0.2},
+    inference={"tile": 256, "overlap": 32},
 )
 QUICK = DemoConfig(
     labeled=6,
     unlabeled=2,
     size=192,
-    patch_size=96,
-    val_fraction=0.34,
-    epochs=1,
-    steps_per_epoch=3,
-    batch_size=2,
-    crop_size=None,
-    base_filters=4,
-    learning_rate=1e-3,
-    tile=96,
-    overlap=16,
+    training={
+        "epochs": 1,
+        "steps_per_epoch": 3,
+        "batch_size": 2,
+        "crop_size": None,
+        "base_filters": 4,
+        "learning_rate": 1e-3,
+    },
+    preprocessing={"patch_size": 96, "val_fraction": 0.34},
+    inference={"tile": 96, "overlap": 16},
 )
 HOLDOUT_FIRST_ID = 900_000  # unlabeled scene ids: cannot collide with the labeled ones
 
@@ -176,11 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from flows import tasks
     from flows.inference import nightly_inference
     from flows.layout import Layout
+    from flows.options import InferenceOptions
     from flows.train import train
     from pipelines.io import storage
     from pipelines.synth import write_scenes
 
     layout = Layout(str(root))
+    inference_options = InferenceOptions(**config.inference)
     holdout = root / "holdout"
     total = 5
     print(f"landcover demo ({'quick' if args.quick else 'full'}) in {root}: {asdict(config)}")
@@ -194,16 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = step(2, total, "train flow: preprocess → train unet + resnet50_unet → evaluate → promote")
     train_result = train(
         root=str(root),
-        epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        patch_size=config.patch_size,
-        val_fraction=config.val_fraction,
-        tile=config.tile,
-        overlap=config.overlap,
-        base_filters=config.base_filters,
-        crop_size=config.crop_size,
+        training=config.training,
+        preprocessing=config.preprocessing,
+        inference=inference_options,
         beam_args=[],  # DirectRunner here, whatever $LANDCOVER_BEAM_ARGS says
     )
     done(t)
@@ -220,9 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     done(t)
 
     t = step(4, total, "nightly-inference flow: masks for every scene in incoming/")
-    inference = nightly_inference(
-        root=str(root), tile=config.tile, overlap=config.overlap, beam_args=[]
-    )
+    inference = nightly_inference(root=str(root), inference=inference_options, beam_args=[])
     done(t)
 
     t = step(5, total, "evaluating the predicted masks against the unlabeled scenes' truth")

@@ -12,7 +12,10 @@ onto work pools; ``tests/infra/test_prefect_yaml.py`` checks that the two agree 
 
 ``root`` is the one environment-specific parameter: ``prefect.yaml`` writes it as
 ``{{ $LANDCOVER_ROOT }}`` (``prefect deploy`` fills it from the environment) and
-:func:`runner_deployments` substitutes the ``--root`` given to ``landcover up``.
+:func:`runner_deployments` substitutes the ``--root`` given to ``landcover up``. Stage options
+are not spelled out here: the flows take them as three JSON groups (``training``,
+``preprocessing``, ``inference``; :mod:`flows.options`) whose defaults live with the stages, so
+a deployment sets only what it changes.
 """
 
 from __future__ import annotations

@@ -166,6 +166,8 @@ def imagery_drop(
     """Validate and unpack the drop at ``bucket``/``prefix``; retrain and/or predict.
 
     ``bucket`` is a GCS bucket name or, for the local drop folder, its absolute path.
+    ``train_parameters`` are the ``train`` flow's (``root`` aside), e.g.
+    ``{"training": {"epochs": 20}}``.
     """
     logger = get_run_logger()
     layout = Layout(root)

@@ -18,10 +18,10 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows import tasks
 from flows.layout import Layout
+from flows.options import InferenceOptions
 from flows.registry import read_promoted
 from flows.report import inference_report
 from pipelines.core.naming import mask_id_of, scene_id_of
-from pipelines.core.tiling import TILE_OVERLAP, TILE_SIZE
 
 ARTIFACT_KEY = "landcover-inference-report"
 
@@ -37,12 +37,14 @@ def pending_scenes(input_names: Sequence[str], output_names: Sequence[str]) -> l
 def nightly_inference(
     root: str,
     input_uri: str | None = None,
-    tile: int = TILE_SIZE,
-    overlap: int = TILE_OVERLAP,
-    batch_size: int = 4,
+    inference: InferenceOptions | None = None,
     beam_args: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Predict masks for the scenes that have none yet for the promoted model; report counts."""
+    """Predict masks for the scenes that have none yet for the promoted model; report counts.
+
+    ``inference``: tile, overlap and batch size (:class:`flows.options.InferenceOptions`,
+    ``landcover predict``'s defaults).
+    """
     logger = get_run_logger()
     layout = Layout(root)
     source = input_uri or layout.incoming
@@ -73,9 +75,7 @@ def nightly_inference(
             pointer["model_uri"],
             source,
             output,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
+            options=inference or InferenceOptions(),
             beam_args=tasks.resolve_beam_args(beam_args),
         )
         summary.update({k: counts.get(k, 0) for k in ("predicted", "skipped", "failed")})

@@ -11,7 +11,6 @@ watcher, ``landcover up``, the deployments) stays cheap.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -22,10 +21,13 @@ from typing import Any, cast
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.options import InferenceOptions, train_config_of
 from flows.retries import storage_retry_options
+from pipelines.core.errors import BadInputError
 from pipelines.core.manifest import Manifest
 from pipelines.core.naming import basename
 from pipelines.io import storage
+from pipelines.preprocess.options import PreprocessOptions
 
 BEAM_ARGS_ENV = "LANDCOVER_BEAM_ARGS"
 # models.train logs its progress here; PREFECT_LOGGING_EXTRA_LOGGERS=landcover ships it to the UI.
@@ -127,62 +129,27 @@ def start_deployment(name: str, parameters: dict[str, Any]) -> str:
 
 
 @task(name="preprocess", **_IO)
-def preprocess(
-    input_uri: str,
-    output_uri: str,
-    *,
-    patch_size: int,
-    val_fraction: float,
-    seed: int,
-    codec: str,
-    compression: str,
-    beam_args: list[str],
-) -> Manifest:
+def preprocess(options: PreprocessOptions, *, beam_args: list[str]) -> Manifest:
     """Beam preprocessing (``pipelines.preprocess.job.run_preprocess``); returns its manifest."""
-    from pipelines.core.records import RecordFormat
     from pipelines.preprocess.job import run_preprocess
-    from pipelines.preprocess.options import PreprocessOptions
 
-    options = PreprocessOptions(
-        input_uri,
-        output_uri,
-        patch_size=patch_size,
-        val_fraction=val_fraction,
-        seed=seed,
-        record_format=RecordFormat(codec, compression),  # type: ignore[arg-type]
-    )
     return run_preprocess(options, beam_args=beam_args)
-
-
-def train_config_fields() -> set[str]:
-    from models.train.config import TrainConfig
-
-    return {field.name for field in dataclasses.fields(TrainConfig)}
-
-
-def check_train_options(options: dict[str, Any]) -> None:
-    """Fail early (before preprocessing) on an option ``TrainConfig`` does not have."""
-    unknown = sorted(set(options) - train_config_fields())
-    if unknown:
-        valid = ", ".join(sorted(train_config_fields()))
-        raise ValueError(f"unknown training option(s) {', '.join(unknown)}; valid: {valid}")
 
 
 @task(name="fit", **_IO)
 def fit(config: dict[str, Any]) -> dict[str, Any]:
-    """Train one model (``models.train.train``); returns the metadata it wrote.
+    """Train one model (``models.train.loop.train``) from ``TrainConfig`` fields; its metadata.
 
     A retry after a transient failure resumes from the run's last checkpoint (training writes
     them under its output), so it does not start over.
     """
-    from models.train.config import TrainConfig
     from models.train.loop import train
 
-    check_train_options(config)
+    checked = train_config_of(config)
     progress = logging.getLogger(TRAIN_LOGGER)
     if progress.level == logging.NOTSET:  # show the per-step / per-epoch lines in the run's log
         progress.setLevel(logging.INFO)
-    return train(TrainConfig(**config))
+    return train(checked)
 
 
 @task(name="predict", **_IO)
@@ -191,9 +158,7 @@ def predict(
     input_uri: str,
     output_uri: str,
     *,
-    tile: int,
-    overlap: int,
-    batch_size: int,
+    options: InferenceOptions,
     beam_args: list[str],
 ) -> dict[str, Any]:
     """Beam batch inference (``pipelines.predict.job.run_predict``); skips scenes already done."""
@@ -203,9 +168,9 @@ def predict(
         model_uri,
         input_uri,
         output_uri,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
+        tile=options.tile,
+        overlap=options.overlap,
+        batch_size=options.batch_size,
         beam_args=beam_args,
     )
 
@@ -245,7 +210,6 @@ def validate_scenes(
     ``pairs`` are (scene id, image uri, mask uri), ``images`` (scene id, image uri). Unlabeled
     images are decoded exactly as batch inference will decode them (GeoTIFF included).
     """
-    from pipelines.core.errors import BadInputError
     from pipelines.io.labeled import read_labeled_scene  # what preprocessing will accept
     from pipelines.io.scenes import decode_scene  # the decoder inference uses (GeoTIFF too)
 

@@ -14,6 +14,7 @@ The val scenes are the scenes preprocessing wrote to the val split, read from th
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows import tasks
 from flows.layout import Layout, fingerprint, model_version, new_run_id
+from flows.options import InferenceOptions, preprocess_options, recorded_options, train_config
 from flows.registry import promote_if_better, read_promoted
 from flows.report import training_report
 from models.registry import ARCHITECTURES
@@ -35,15 +37,16 @@ from pipelines.core.naming import (
     mask_id_of,
     mask_name,
 )
-from pipelines.core.records import MANIFEST_NAME, RecordFormat
-from pipelines.core.tiling import PATCH_SIZE, TILE_OVERLAP, TILE_SIZE
+from pipelines.core.records import MANIFEST_NAME
 from pipelines.io import storage
+from pipelines.preprocess.options import PreprocessOptions
 
 DEFAULT_ARCHS: tuple[str, ...] = ARCHITECTURES
 ARTIFACT_KEY = "landcover-training-report"
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-DEFAULT_RECORD_FORMAT = RecordFormat()  # the measured default (README, bench preprocess)
+# What the flow trains by default, over TrainConfig's defaults (one epoch of batch 4 suits a
+# command-line smoke run; a scheduled or drop-triggered retraining trains longer).
+FLOW_TRAINING: dict[str, Any] = {"epochs": 10, "batch_size": 8}
 
 
 # ---- pure helpers ----------------------------------------------------------------------------
@@ -67,18 +70,6 @@ def val_scene_ids(manifest: Manifest) -> list[str]:
     return sorted(manifest.val_scene_ids)
 
 
-def preprocess_options(
-    patch_size: int, val_fraction: float, seed: int, codec: str, compression: str
-) -> dict[str, Any]:
-    return {
-        "patch_size": patch_size,
-        "val_fraction": val_fraction,
-        "seed": seed,
-        "codec": codec,
-        "compression": compression,
-    }
-
-
 def report_pictures(folder: str) -> list[str]:
     """The evaluator's pictures in a report folder: confusion matrix, then one per scene."""
     found = storage.match(storage.join(folder, "*.png"))
@@ -96,7 +87,7 @@ def best_candidate(candidates: Sequence[dict[str, Any]]) -> dict[str, Any] | Non
 
 
 def prepare_records(
-    layout: Layout, dataset: str, options: dict[str, Any], beam_args: list[str]
+    layout: Layout, dataset: str, options: PreprocessOptions, beam_args: list[str]
 ) -> tuple[Manifest, bool]:
     """Preprocess ``raw/`` into ``records/<dataset>/`` unless the same inputs+options are done.
 
@@ -109,7 +100,8 @@ def prepare_records(
             f"no labeled scenes under {layout.raw}: expected {{id}}_sat.jpg + _mask.png"
         )
     records = layout.records(dataset)
-    digest = fingerprint(inputs, options)
+    recorded = recorded_options(options)
+    digest = fingerprint(inputs, recorded)
     previous = tasks.read_json(layout.fingerprint_file(dataset))
     written = tasks.read_json(storage.join(records, MANIFEST_NAME))
     if previous and previous.get("fingerprint") == digest and written is not None:
@@ -118,10 +110,10 @@ def prepare_records(
         )
         return Manifest.from_dict(written), False
     logger.info("preprocessing %d files from %s into %s", len(inputs), layout.raw, records)
-    manifest = tasks.preprocess(layout.raw, records, beam_args=beam_args, **options)
+    manifest = tasks.preprocess(options, beam_args=beam_args)
     tasks.write_json(
         layout.fingerprint_file(dataset),
-        {"fingerprint": digest, "files": len(inputs), "options": options},
+        {"fingerprint": digest, "files": len(inputs), "options": recorded},
     )
     return manifest, True
 
@@ -192,9 +184,11 @@ def stage_val_scenes(layout: Layout, ids: Sequence[str], run: str) -> tuple[str,
     return images, truth
 
 
-def predict_val(model_uri: str, images: str, output: str, predict_kw: dict[str, Any]) -> str:
+def predict_val(
+    model_uri: str, images: str, output: str, inference: InferenceOptions, beam_args: list[str]
+) -> str:
     masks = storage.join(output, "masks")
-    tasks.predict(model_uri, images, masks, **predict_kw)
+    tasks.predict(model_uri, images, masks, options=inference, beam_args=beam_args)
     return masks
 
 
@@ -215,29 +209,20 @@ def train(
     root: str,
     dataset: str = "default",
     archs: tuple[str, ...] = DEFAULT_ARCHS,
-    epochs: int = 10,
-    steps_per_epoch: int | None = None,
-    batch_size: int = 8,
-    learning_rate: float = 1e-3,
-    base_filters: int = 64,
-    crop_size: int | None = None,
-    val_steps: int | None = None,
-    patch_size: int = PATCH_SIZE,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-    codec: str = DEFAULT_RECORD_FORMAT.codec,
-    compression: str = DEFAULT_RECORD_FORMAT.compression,
-    train_options: dict[str, Any] | None = None,
-    tile: int = TILE_SIZE,
-    overlap: int = TILE_OVERLAP,
-    predict_batch_size: int = 4,
+    training: dict[str, Any] | None = None,
+    preprocessing: dict[str, Any] | None = None,
+    inference: InferenceOptions | None = None,
     beam_args: list[str] | None = None,
     train_deployment: str | None = None,
 ) -> dict[str, Any]:
     """Preprocess, train every architecture in ``archs``, evaluate, promote the best.
 
-    ``train_options`` are extra ``models.train.TrainConfig`` fields (``val_steps``,
-    ``encoder_weights``, ``mixed_precision``…). ``beam_args`` default to
+    ``training``: ``models.train.config.TrainConfig`` fields (``epochs``, ``batch_size``,
+    ``encoder_weights``…) over :data:`FLOW_TRAINING` and TrainConfig's defaults;
+    ``preprocessing``: ``pipelines.preprocess.options.PreprocessOptions`` fields
+    (``patch_size``, ``val_fraction``, ``seed``, ``record_format``, ``num_shards``);
+    ``inference``: tiling of the val scenes' batch inference (:class:`InferenceOptions`).
+    All are checked before any work (:mod:`flows.options`). ``beam_args`` default to
     ``$LANDCOVER_BEAM_ARGS`` (the work pool picks the runner). ``train_deployment`` (e.g.
     ``train-model/landcover``) sends each architecture to that deployment instead of training
     here.
@@ -250,38 +235,23 @@ def train(
     layout = Layout(root)
     run = new_run_id(suffix=str(flow_run.id or "")[:8] or None)
     beam = tasks.resolve_beam_args(beam_args)
-    extra = dict(train_options or {})
-    tasks.check_train_options(extra)  # fail before an hour of preprocessing, not after
-
-    options = preprocess_options(patch_size, val_fraction, seed, codec, compression)
-    manifest, preprocessed = prepare_records(layout, dataset, options, beam)
+    inference = inference or InferenceOptions()
     records = layout.records(dataset)
-
     version = run
-    settings = {
-        "epochs": epochs,
-        "steps_per_epoch": steps_per_epoch,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "base_filters": base_filters,
-        "crop_size": crop_size,
-        "val_steps": val_steps,
-        "seed": seed,
-    }
-    base = {k: v for k, v in settings.items() if v is not None}
+    # Every option is checked here: a typo must fail before an hour of preprocessing, not after.
+    overrides = {**FLOW_TRAINING, **(training or {})}
     configs = {
-        arch: {**base, **extra, "data": records, "output": layout.model_dir(arch, version)}
+        arch: dataclasses.asdict(
+            train_config(overrides, data=records, output=layout.model_dir(arch, version), arch=arch)
+        )
         for arch in archs
     }
+    options = preprocess_options(preprocessing, input_uri=layout.raw, output_uri=records)
+
+    manifest, preprocessed = prepare_records(layout, dataset, options, beam)
     metadata = train_all(configs, train_deployment)
 
     val_ids = val_scene_ids(manifest)
-    predict_kw = {
-        "tile": tile,
-        "overlap": overlap,
-        "batch_size": predict_batch_size,
-        "beam_args": beam,
-    }
     report = layout.report(run)
     results: dict[str, dict[str, Any]] = {}
     candidates = []
@@ -292,7 +262,7 @@ def train(
         images, truth = stage_val_scenes(layout, val_ids, run)
         masks = {
             arch: predict_val(
-                configs[arch]["output"], images, storage.join(report, arch), predict_kw
+                configs[arch]["output"], images, storage.join(report, arch), inference, beam
             )
             for arch in archs
         }
@@ -308,7 +278,7 @@ def train(
             )
             results[arch] = {"metrics": metrics}
         if current is not None:
-            baseline_score = evaluate_promoted(current, images, truth, report, predict_kw)
+            baseline_score = evaluate_promoted(current, images, truth, report, inference, beam)
     else:
         logger.warning("no val scenes in %s: comparing models by their training val mIoU", records)
 
@@ -321,7 +291,7 @@ def train(
             {
                 "training": {
                     "val_miou": meta.get("val_miou"),
-                    "epochs": len(meta.get("history") or []) or epochs,
+                    "epochs": len(meta.get("history") or []) or configs[arch]["epochs"],
                     "wall_time_s": meta.get("wall_time_s"),
                 },
                 "model_uri": model_uri,
@@ -385,13 +355,20 @@ def train(
 
 
 def evaluate_promoted(
-    current: dict[str, Any], images: str, truth: str, report: str, predict_kw: dict[str, Any]
+    current: dict[str, Any],
+    images: str,
+    truth: str,
+    report: str,
+    inference: InferenceOptions,
+    beam_args: list[str],
 ) -> float | None:
     """The promoted model's mIoU on these val scenes, or ``None`` if it cannot be scored."""
     logger = get_run_logger()
     name = f"promoted-{current.get('model_version', 'model')}"
     try:
-        masks = predict_val(current["model_uri"], images, storage.join(report, name), predict_kw)
+        masks = predict_val(
+            current["model_uri"], images, storage.join(report, name), inference, beam_args
+        )
         metrics = tasks.evaluate(masks, truth, storage.join(report, name))
     except Exception as error:  # a lost or unreadable model must not block a new one
         logger.warning(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,21 @@ SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "deepglobe-sample"
 EMULATOR_BUCKET = "landcover-test"
 
 
+def unused_loopback_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS picks it); for servers tests start."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
-def gcs_emulator() -> Iterator[str]:
+def free_port() -> Callable[[], int]:
+    """Call it for an unused loopback port (once per server a test starts)."""
+    return unused_loopback_port
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(free_port: Callable[[], int]) -> Iterator[str]:
     """A real GCS API (gcp-storage-emulator) on loopback; yields the bucket name.
 
     ``STORAGE_EMULATOR_HOST`` is what google-cloud-storage, and so Beam's gs:// filesystem,
@@ -30,8 +44,6 @@ def gcs_emulator() -> Iterator[str]:
     # an anonymous client, which is all an emulator needs: settle it up front, in this process.
     from apache_beam.internal.gcp.auth import _Credentials
     from gcp_storage_emulator.server import create_server
-
-    from flows.up import free_port
 
     _Credentials._credentials_init, _Credentials._credentials = True, None
     port = free_port()

@@ -36,3 +36,15 @@ def root_with_raw(tmp_path: Path, tiny_scenes: Path) -> Path:
     root = tmp_path / "root"
     shutil.copytree(tiny_scenes, root / "raw")
     return root
+
+
+@pytest.fixture
+def scene_readers() -> None:
+    """Skip unless the decoders drop validation uses exist (``flows.tasks.validate_scenes``).
+
+    ``pipelines.io.scenes.decode_scene`` and ``pipelines.io.labeled.read_labeled_scene`` move
+    there from the predict and preprocess jobs on other branches; imported lazily, so the tests
+    that need them run as soon as both modules are merged.
+    """
+    for module in ("pipelines.io.scenes", "pipelines.io.labeled"):
+        pytest.importorskip(module, reason=f"{module} is not merged yet")

@@ -35,8 +35,20 @@ def test_summary_names_every_class_and_path() -> None:
 
 
 def test_full_demo_trains_more_than_the_quick_one() -> None:
-    assert FULL.labeled > QUICK.labeled and FULL.epochs * FULL.steps_per_epoch > 100
-    assert FULL.patch_size <= FULL.size and QUICK.patch_size <= QUICK.size
+    full_steps = FULL.training["epochs"] * FULL.training["steps_per_epoch"]
+    assert FULL.labeled > QUICK.labeled and full_steps > 100
+    for config in (FULL, QUICK):
+        assert config.preprocessing["patch_size"] <= config.size
+
+
+def test_demo_options_are_valid_flow_options() -> None:
+    """The demo's option groups are what the flows accept (checked without running them)."""
+    from flows.options import InferenceOptions, preprocess_options, train_config
+
+    for config in (FULL, QUICK):
+        train_config(config.training, data="d", output="o", arch="resnet50_unet")
+        preprocess_options(config.preprocessing, input_uri="i", output_uri="o")
+        assert InferenceOptions(**config.inference).tile <= config.size
 
 
 @pytest.mark.slow

@@ -67,7 +67,7 @@ def make_drop(tiny_scenes: Path, drops: Path, name: str) -> tuple[Path, list[str
 
 
 def test_drop_flow_moves_files_reports_invalid_and_records_retraining(
-    prefect_harness: None, tmp_path: Path, tiny_scenes: Path
+    prefect_harness: None, tmp_path: Path, tiny_scenes: Path, scene_readers: None
 ) -> None:
     root, drops = tmp_path / "root", tmp_path / "drops"
     folder, ids = make_drop(tiny_scenes, drops, "d1")
@@ -105,7 +105,11 @@ def test_drop_flow_moves_files_reports_invalid_and_records_retraining(
 
 
 def test_drop_flow_trains_as_a_subflow_without_a_deployment(
-    prefect_harness: None, tmp_path: Path, tiny_scenes: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_harness: None,
+    tmp_path: Path,
+    tiny_scenes: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scene_readers: None,
 ) -> None:
     calls: list[dict[str, Any]] = []
 
@@ -124,16 +128,16 @@ def test_drop_flow_trains_as_a_subflow_without_a_deployment(
         bucket=str(drops),
         prefix="d2",
         root=str(root),
-        train_parameters={"epochs": 1},
+        train_parameters={"training": {"epochs": 1}},
         predict=False,
     )
-    assert calls == [{"epochs": 1, "root": str(root)}]
+    assert calls == [{"training": {"epochs": 1}, "root": str(root)}]
     assert result["training"] == {"action": "subflow", "run": "r1", "promoted": True}
     assert "inference" not in result
 
 
 def test_drop_from_a_gcs_bucket_into_a_gcs_root(
-    prefect_harness: None, gcs_emulator: str, gcs_root: str, tiny_scenes: Path
+    prefect_harness: None, gcs_emulator: str, gcs_root: str, tiny_scenes: Path, scene_readers: None
 ) -> None:
     """bucket + prefix name a real bucket (the emulator); every file moves through gs://."""
     from pipelines.core.naming import basename

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,20 +15,17 @@ from flows.drop import imagery_drop
 from flows.events import DROP_MARKER
 from flows.inference import nightly_inference
 from flows.layout import Layout
+from flows.options import InferenceOptions
 from flows.registry import read_promoted
 from flows.train import train
 from pipelines.core.palette import CLASS_COLORS
 from pipelines.synth import write_scenes
 
-TINY = {
-    "epochs": 1,
-    "steps_per_epoch": 2,
-    "batch_size": 2,
-    "base_filters": 4,
-    "patch_size": 64,
-    "val_fraction": 0.34,
-    "tile": 64,
-    "overlap": 16,
+TINY_INFERENCE = InferenceOptions(tile=64, overlap=16)
+TINY: dict[str, Any] = {
+    "training": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "base_filters": 4},
+    "preprocessing": {"patch_size": 64, "val_fraction": 0.34},
+    "inference": TINY_INFERENCE,
     "beam_args": [],
 }
 
@@ -40,7 +38,7 @@ def palette_only(path: Path) -> bool:
 
 @pytest.mark.slow
 def test_train_then_drop_then_nightly_inference(
-    prefect_harness: None, root_with_raw: Path, tmp_path: Path
+    prefect_harness: None, root_with_raw: Path, tmp_path: Path, scene_readers: None
 ) -> None:
     root = str(root_with_raw)
     layout = Layout(root)
@@ -87,7 +85,7 @@ def test_train_then_drop_then_nightly_inference(
 
     # Nightly: only the scene that arrived since is predicted.
     write_scenes(layout.incoming, 1, size=70, seed=13, first_id=700, labeled=False)
-    nightly = nightly_inference(root=root, tile=64, overlap=16, beam_args=[])
+    nightly = nightly_inference(root=root, inference=TINY_INFERENCE, beam_args=[])
     assert (nightly["scenes"], nightly["already_done"], nightly["predicted"]) == (3, 2, 1)
     assert Image.open(predictions / "700_mask.png").size == (70, 70)
     shutil.rmtree(drops)

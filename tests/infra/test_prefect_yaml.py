@@ -77,6 +77,34 @@ def test_entrypoints_load_and_parameters_validate(
     loaded.validate_parameters(parameters)
 
 
+def test_stage_options_are_json_groups_the_flows_validate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The option groups prefect.yaml documents are what the deployed flows accept."""
+    from prefect.exceptions import ParameterTypeError, SignatureMismatchError
+    from prefect.flows import load_flow_from_entrypoint
+
+    from flows.options import InferenceOptions
+
+    monkeypatch.chdir(REPO)
+    train = load_flow_from_entrypoint("flows/train.py:train")
+    groups = {
+        "training": {"epochs": 20, "encoder_weights": "imagenet"},
+        "preprocessing": {"patch_size": 612, "record_format": {"codec": "png"}},
+        "inference": {"tile": 612, "overlap": 64, "batch_size": 4},
+    }
+    parameters = train.validate_parameters({"root": "gs://b/l", **groups})
+    assert parameters["inference"] == InferenceOptions(tile=612, overlap=64, batch_size=4)
+    assert parameters["training"] == groups["training"]
+    nightly = load_flow_from_entrypoint("flows/inference.py:nightly_inference")
+    parameters = nightly.validate_parameters({"root": "r", "inference": {"tile": 256}})
+    assert parameters["inference"] == InferenceOptions(tile=256)
+    with pytest.raises(ParameterTypeError, match="overlap"):
+        nightly.validate_parameters({"root": "r", "inference": {"tile": 64, "overlap": 64}})
+    with pytest.raises(SignatureMismatchError):  # the loose options of before are gone
+        train.validate_parameters({"root": "r", "epochs": 3})
+    text = (INFRA / "prefect.yaml").read_text()
+    assert all(f"#   {group}: " in text for group in groups)
+
+
 def test_root_is_the_only_environment_specific_parameter() -> None:
     for spec in DEPLOYMENTS:
         templated = {k for k, v in spec.parameters.items() if isinstance(v, str) and "{{" in v}

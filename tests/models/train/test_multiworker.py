@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.up import free_port
-
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
 TIMEOUT_S = 300
@@ -111,7 +109,7 @@ def records_uri(make_records: Callable[..., str]) -> str:
 
 
 def test_two_workers_train_identically_and_only_the_chief_writes(
-    records_uri: str, tmp_path: Path
+    records_uri: str, tmp_path: Path, free_port: Callable[[], int]
 ) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)

@@ -1,4 +1,4 @@
-"""Triggers for real: ``landcover up`` (a real ``prefect server start``, served deployments, the
+"""``landcover up`` for real (a real ``prefect server start``, served deployments, the
 drop-folder watcher), then a ``landcover.imagery.dropped`` event, emitted directly and by the
 watcher, must each lead to a COMPLETED ``imagery-drop`` run with the event's parameters."""
 
@@ -13,13 +13,14 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flows.events import DROP_MARKER
-from flows.up import READY_LINE, free_port, port_in_use
+from flows.up import READY_LINE, port_in_use
 
 STARTUP_S = 180
 RUN_S = 120
@@ -117,7 +118,7 @@ def emit_drop_event(api: str, bucket: str, prefix: str) -> None:
 
 @pytest.mark.slow
 def test_drop_events_start_imagery_drop_runs_on_a_real_server(
-    tmp_path: Path, tiny_scenes: Path
+    tmp_path: Path, tiny_scenes: Path, free_port: Callable[[], int], scene_readers: None
 ) -> None:
     root, port = tmp_path / "work", free_port()
     up = Up(root, port)

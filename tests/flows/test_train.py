@@ -11,11 +11,14 @@ import pytest
 
 from flows import tasks
 from flows.layout import Layout
+from flows.options import InferenceOptions
 from flows.registry import read_promoted
 from flows.train import best_candidate, labeled_inputs, paired_ids, train, val_scene_ids
 from pipelines.core.manifest import Manifest
 from pipelines.core.records import RecordFormat
+from pipelines.core.tiling import PATCH_SIZE
 from pipelines.io.records import write_manifest
+from pipelines.preprocess.options import PreprocessOptions
 
 
 def test_labeled_inputs_and_pairs() -> None:
@@ -63,17 +66,18 @@ class FakeStages:
 
     def __init__(self, scores: dict[str, float], baseline: float | None = None) -> None:
         self.scores, self.baseline = scores, baseline
-        self.preprocess_calls: list[dict[str, Any]] = []
+        self.preprocess_calls: list[PreprocessOptions] = []
         self.fit_calls: list[dict[str, Any]] = []
         self.predict_calls: list[tuple[str, str, str]] = []
+        self.predict_options: list[InferenceOptions] = []
 
-    def preprocess(self, input_uri: str, output_uri: str, **options: Any) -> Manifest:
+    def preprocess(self, options: PreprocessOptions, *, beam_args: list[str]) -> Manifest:
         self.preprocess_calls.append(options)
-        ids = paired_ids([p.name for p in Path(input_uri).iterdir()])
+        ids = paired_ids([p.name for p in Path(options.input_uri).iterdir()])
         val, train_ids = ids[-2:], ids[:-2]  # like preprocess, list which scenes went where
-        manifest = _manifest({"train": train_ids, "val": val}, options)
-        Path(output_uri).mkdir(parents=True, exist_ok=True)
-        write_manifest(output_uri, manifest)
+        manifest = _manifest({"train": train_ids, "val": val}, options.to_dict())
+        Path(options.output_uri).mkdir(parents=True, exist_ok=True)
+        write_manifest(options.output_uri, manifest)
         return manifest
 
     def fit(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -83,8 +87,17 @@ class FakeStages:
         Path(config["output"], "metadata.json").write_text(json.dumps(metadata))
         return metadata
 
-    def predict(self, model_uri: str, input_uri: str, output_uri: str, **_: Any) -> dict[str, Any]:
+    def predict(
+        self,
+        model_uri: str,
+        input_uri: str,
+        output_uri: str,
+        *,
+        options: InferenceOptions,
+        **_: Any,
+    ) -> dict[str, Any]:
         self.predict_calls.append((model_uri, input_uri, output_uri))
+        self.predict_options.append(options)
         Path(output_uri).mkdir(parents=True, exist_ok=True)
         return {"predicted": 0, "skipped": 0, "failed": 0, "output": output_uri}
 
@@ -106,12 +119,9 @@ class FakeStages:
             monkeypatch.setattr(tasks, name, getattr(self, name))
 
 
-SMALL = {
-    "epochs": 2,
-    "steps_per_epoch": 3,
-    "base_filters": 4,
-    "patch_size": 64,
-    "val_fraction": 0.34,
+SMALL: dict[str, Any] = {
+    "training": {"epochs": 2, "steps_per_epoch": 3, "base_filters": 4},
+    "preprocessing": {"patch_size": 64, "val_fraction": 0.34},
 }
 
 
@@ -140,7 +150,8 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
     result = train(root=root, **SMALL)
 
     assert len(stages.preprocess_calls) == 1 and result["preprocessed"]
-    assert stages.preprocess_calls[0]["patch_size"] == 64
+    assert stages.preprocess_calls[0].patch_size == 64
+    assert stages.preprocess_calls[0].input_uri == Layout(root).raw
     assert [c["arch"] for c in stages.fit_calls] == ["unet", "resnet50_unet"]
     layout = Layout(root)
     for config in stages.fit_calls:
@@ -154,6 +165,7 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
         f"{i}_sat.jpg" for i in result["val_scenes"]
     ]
     assert {call[1] for call in stages.predict_calls} == {str(val_images)}
+    assert set(stages.predict_options) == {InferenceOptions()}  # predict's defaults
     pointer = read_promoted(root)
     assert result["promoted"] and pointer is not None
     assert pointer["arch"] == "resnet50_unet" and pointer["val_miou"] == pytest.approx(0.55)
@@ -182,18 +194,68 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
     assert read_promoted(root)["version"] == again["run"]  # type: ignore[index]
 
     # Different options: the records are rebuilt.
-    train(root=root, **{**SMALL, "patch_size": 32})
+    train(root=root, **{**SMALL, "preprocessing": {"patch_size": 32, "val_fraction": 0.34}})
     assert len(stages.preprocess_calls) == 2
 
 
-def test_unknown_training_option_fails_before_any_work(
-    prefect_harness: None, root_with_raw: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"training": {"epochz": 3}}, "unknown training option"),
+        ({"training": {"epochs": 0}}, "epochs must be >= 1"),
+        ({"training": {"data": "/elsewhere"}}, "set by the flow"),
+        ({"preprocessing": {"patch": 64}}, "unknown preprocessing option"),
+        ({"preprocessing": {"record_format": {"codec": "jpeg"}}}, "codec"),
+        # A typed parameter: Prefect rejects it before the flow even starts.
+        ({"inference": {"tile": 64, "overlap": 48}}, "overlap must be in"),
+    ],
+)
+def test_a_bad_option_fails_before_any_work(
+    prefect_harness: None,
+    root_with_raw: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, Any],
+    error: str,
 ) -> None:
     stages = FakeStages({})
     stages.install(monkeypatch)
-    with pytest.raises(ValueError, match="unknown training option"):
-        train(root=str(root_with_raw), train_options={"epochz": 3})
-    assert stages.preprocess_calls == []
+    from prefect.exceptions import ParameterTypeError
+
+    with pytest.raises((ValueError, ParameterTypeError), match=error):
+        train(root=str(root_with_raw), **options)
+    assert stages.preprocess_calls == [] and stages.fit_calls == []
+
+
+def test_option_groups_arrive_as_json_and_default_once(
+    prefect_harness: None, root_with_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a deployment passes them: plain JSON, validated into the typed options."""
+    from models.train.config import TrainConfig
+
+    stages = FakeStages({"unet": 0.4})
+    stages.install(monkeypatch)
+    parameters = train.validate_parameters(
+        {
+            "root": str(root_with_raw),
+            "archs": ["unet"],
+            "training": {"steps_per_epoch": "2"},
+            "preprocessing": {"record_format": {"codec": "png", "compression": "none"}},
+            "inference": {"tile": 64, "overlap": 16},
+        }
+    )
+    assert parameters["inference"] == InferenceOptions(tile=64, overlap=16, batch_size=4)
+    train(**parameters)
+    (config,) = stages.fit_calls
+    # The flow's own choice (FLOW_TRAINING), the override (a string coerced), the rest
+    # TrainConfig's defaults, and the seed is not borrowed from preprocessing.
+    assert (config["epochs"], config["batch_size"]) == (10, 8)
+    assert config["steps_per_epoch"] == 2
+    defaults = TrainConfig(data="d", output="o")
+    assert (config["learning_rate"], config["seed"]) == (defaults.learning_rate, defaults.seed)
+    (options,) = stages.preprocess_calls
+    assert options.record_format == RecordFormat("png", "none")
+    assert options.patch_size == PATCH_SIZE
+    assert stages.predict_options == [InferenceOptions(tile=64, overlap=16, batch_size=4)]
 
 
 def test_val_ids_recomputed_match_what_preprocess_wrote(
