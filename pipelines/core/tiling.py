@@ -76,6 +76,15 @@ def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
     return [i * stride for i in range(count)]
 
 
+def model_pixels_per_scene_pixel(height: int, width: int, tile: int, overlap: int) -> float:
+    """Pixels the model runs over per scene pixel (overlap and edge padding are the excess).
+
+    612/64 on a 2448² scene: 25 tiles of 612² → 1.5625.
+    """
+    tiles = len(tile_origins(height, tile, overlap)) * len(tile_origins(width, tile, overlap))
+    return tiles * tile * tile / (height * width)
+
+
 def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     """(y, x) origins of every inference tile, row-major; the tile index is the list index."""
     return [

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from pipelines.core.errors import BadInputError
-from pipelines.io.scenes import Scene, decode_scene, existing_mask_ids, find_scenes
+from pipelines.io.scenes import Scene, decode_scene, decoded_by_pil, find_scenes
 from pipelines.io.tfio import decode_tiff
 
 
@@ -46,7 +46,7 @@ def test_decode_tiff_reads_rgba_geotiff_style_files_and_rejects_garbage():
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
-def test_decode_scene_sends_tiffs_to_tfio_and_the_rest_to_pil():
+def test_decode_scene_sends_tiffs_to_rasterio_and_jpeg_png_to_pil():
     image = _image(21, 34, seed=4)
     lzw = _encode(image, "TIFF", compression="tiff_lzw")
     for uri in ("a_sat.tif", "gs://b/a_sat.TIFF", "a_sat.tiff"):
@@ -57,8 +57,16 @@ def test_decode_scene_sends_tiffs_to_tfio_and_the_rest_to_pil():
         np.testing.assert_array_equal(decode_scene(jpeg, "a_sat.jpg"), np.asarray(pil))
     with pytest.raises(BadInputError, match=r"a_sat\.jpg"):
         decode_scene(b"not a jpeg at all", "gs://b/a_sat.jpg")
-    with pytest.raises(BadInputError, match=r"a_sat\.tif"):
+    with pytest.raises(BadInputError, match=r"gs://b/a_sat\.tif: cannot open as a raster"):
         decode_scene(b"II*\x00garbage", "gs://b/a_sat.tif")
+    gray = _encode(image[..., 0], "TIFF")
+    with pytest.raises(BadInputError, match=r"a_sat\.tif: has 1 bands"):
+        decode_scene(gray, "a_sat.tif")
+    assert [decoded_by_pil(u) for u in ("a_sat.JPG", "a_sat.png", "a_sat.tif")] == [
+        True,
+        True,
+        False,
+    ]
 
 
 def test_find_scenes_matches_all_formats_and_reports_duplicate_ids(tmp_path: Path):
@@ -81,10 +89,3 @@ def test_find_scenes_in_a_missing_folder_is_an_error_not_an_empty_run(tmp_path: 
         find_scenes(str(tmp_path / "nope"))
     assert find_scenes(str(tmp_path)) == []
     assert Scene("1", "u") == Scene("1", "u", "")  # no problem unless one is named
-
-
-def test_existing_mask_ids_are_the_finished_scenes(tmp_path: Path):
-    assert existing_mask_ids(str(tmp_path / "not-yet")) == set()
-    for name in ["a_mask.png", "b_mask.png", "b_classes.png", "c_probs.npz", "d_sat.jpg"]:
-        (tmp_path / name).write_bytes(b"x")
-    assert existing_mask_ids(str(tmp_path)) == {"a", "b"}
