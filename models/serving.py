@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 def load_model(model_file_uri: str) -> keras.Model:
     """Load a ``model.keras`` (local or ``gs://``) for inference, without optimizer or loss.
 
-    Keras reads local files only, so a remote model is copied to a temporary file first.
+    Keras reads local files only, so a remote model is copied to a temporary file first. Loads
+    with ``safe_mode=True``; a truncated or damaged file raises
+    ``models.architectures.CorruptModelError`` naming ``model_file_uri``.
     """
     from models.architectures import load_model as load_keras_file
 
     with storage.local_copy(model_file_uri) as path:
-        return load_keras_file(path)
+        return load_keras_file(path, source=model_file_uri)
 
 
 # Test-time augmentation: which dihedral transforms of a tile the model sees. Each transform is

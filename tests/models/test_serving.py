@@ -97,3 +97,52 @@ def test_tta_averages_the_inverted_predictions_of_each_transform(tta: str) -> No
 def test_tta_refuses_unknown_modes(saved_model) -> None:
     with pytest.raises(ValueError, match="tta must be one of none, flip, d4"):
         predict_tiles(load_model(str(saved_model[0])), _tiles(), tta="rot")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped bytes", "empty"])
+def test_a_damaged_model_file_is_called_corrupt_not_missing(saved_model, tmp_path, damage) -> None:
+    from models.architectures import CorruptModelError
+
+    data = saved_model[0].read_bytes()
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "flipped bytes":
+        middle = len(data) // 2
+        data = (
+            data[:middle]
+            + bytes(b ^ 0xFF for b in data[middle : middle + 2000])
+            + data[middle + 2000 :]
+        )
+    else:
+        data = b""
+    path = tmp_path / "model.keras"
+    path.write_bytes(data)
+    with pytest.raises(CorruptModelError, match=rf"^corrupt model file {path}: .+") as raised:
+        load_model(str(path))
+    assert "File not found" not in str(raised.value)
+
+
+def test_a_damaged_model_on_gcs_is_named_by_its_uri(saved_model, gcs_root: str) -> None:
+    from models.architectures import CorruptModelError
+
+    uri = f"{gcs_root}/models/unet/v2/model.keras"
+    storage.write_bytes(uri, saved_model[0].read_bytes()[:1000])
+    with pytest.raises(CorruptModelError, match=f"corrupt model file {uri}: "):
+        load_model(uri)
+
+
+def test_a_missing_model_file_is_not_found(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="model file not found"):
+        load_model(str(tmp_path / "nothing.keras"))
+
+
+def test_loading_is_safe_mode(tmp_path) -> None:
+    """A model.keras carrying code (a Lambda layer's bytecode) is refused, not executed."""
+    import keras
+
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2.0)(inputs))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    with pytest.raises(ValueError, match="safe_mode"):
+        load_model(str(path))
