@@ -16,7 +16,9 @@ from models.train.artifacts import (
     save_outputs,
 )
 from models.train.config import TrainConfig
+from pipelines.core.manifest import Manifest
 from pipelines.core.palette import CLASS_NAMES
+from pipelines.core.records import RecordFormat
 
 
 def test_code_version_names_the_checkout() -> None:
@@ -25,7 +27,12 @@ def test_code_version_names_the_checkout() -> None:
 
 def test_metadata_says_what_produced_the_model() -> None:
     config = TrainConfig(data="/d", output="/m/unet/v3", batch_size=2, crop_size=32)
-    manifest = {"patch_size": 64, "patches": {"train": 4, "val": 4}}
+    manifest = Manifest.build(
+        patch_size=64,
+        record_format=RecordFormat(),
+        scene_ids={"train": ["a"], "val": ["b"]},
+        patches={"train": 4, "val": 4},
+    )
     history = [{"epoch": 1, "val_miou": 0.25, "val_dice": 0.5, "val_per_class_iou": {"urban": 0}}]
     metadata = build_metadata(
         config,
@@ -47,7 +54,9 @@ def test_metadata_says_what_produced_the_model() -> None:
         "unet",
         "model.keras",
     )
-    assert metadata["options"]["crop_size"] == 32 and metadata["data_manifest"] == manifest
+    assert (
+        metadata["options"]["crop_size"] == 32 and metadata["data_manifest"] == manifest.to_dict()
+    )
     assert (metadata["global_batch_size"], metadata["patches_seen"]) == (4, 12)
     assert metadata["input"] == {
         "normalization": "models.normalization.normalize_image (uint8 / 255 → float32)",
