@@ -11,7 +11,6 @@ from PIL import Image
 
 from pipelines.core.errors import BadInputError
 from pipelines.io.scenes import Scene, decode_scene, decoded_by_pil, find_scenes
-from pipelines.io.tfio import decode_tiff
 
 
 def _image(height: int, width: int, seed: int) -> np.ndarray:
@@ -30,21 +29,6 @@ def _encode(image: np.ndarray, fmt: str, **options: object) -> bytes:
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
-def test_decode_tiff_reads_rgba_geotiff_style_files_and_rejects_garbage():
-    image = _image(33, 45, seed=3)
-    rgba = np.dstack([image, np.full(image.shape[:2], 200, np.uint8)])
-    # libtiff premultiplies alpha; undoing it is exact up to rounding (±255/200/2)
-    decoded = decode_tiff(_encode(rgba, "TIFF"), "x_sat.tif").astype(int)
-    assert np.abs(decoded - image).max() <= 1
-    np.testing.assert_array_equal(decode_tiff(_encode(image, "TIFF"), "x_sat.tif"), image)
-    lzw = _encode(image, "TIFF", compression="tiff_lzw")  # GeoTIFFs are usually compressed
-    np.testing.assert_array_equal(decode_tiff(lzw, "x_sat.tif"), image)
-    with pytest.raises(BadInputError, match=r"bad_sat\.tif.*cannot decode TIFF"):
-        decode_tiff(b"II*\x00garbage", "gs://b/bad_sat.tif")
-    with pytest.raises(BadInputError, match="empty"):
-        decode_tiff(b"", "gs://b/empty_sat.tif")
-
-
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 def test_decode_scene_reads_tiffs_by_window_and_jpeg_png_whole_through_gdal():
     image = _image(21, 34, seed=4)
