@@ -50,6 +50,14 @@ def _dispatch(table: dict[str, tuple[str, str]], prog: str, argv: Sequence[str])
     if name not in table:
         print(f"{prog}: unknown command {name!r}; valid: {', '.join(table)}", file=sys.stderr)
         return 2
+    from pipelines.io.credentials import MissingCredentialsError, check_credentials, gs_uris
+
+    try:  # before the stage's imports and its first bucket access (minutes of retries)
+        for uri in gs_uris(rest):
+            check_credentials(uri)
+    except MissingCredentialsError as error:
+        print(f"{prog} {name}: {error}", file=sys.stderr)
+        return 2
     module = importlib.import_module(table[name][0])
     return int(module.main(rest) or 0)
 
