@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from flows.up import free_port
 from models import encoders
 from models.architectures import build_model, get_encoder, set_encoder_trainable
 from models.encoders import (
@@ -105,7 +104,7 @@ def test_encoder_features_equal_keras_resnet50_on_preprocessed_input(
 
 
 def test_imagenet_uses_the_keras_cache_under_keras_home(
-    reference_resnet50, weights_file, tmp_path, monkeypatch
+    reference_resnet50, weights_file, tmp_path, monkeypatch, free_port
 ) -> None:
     cache = tmp_path / "keras-home" / "models"
     cache.mkdir(parents=True)
@@ -119,7 +118,7 @@ def test_imagenet_uses_the_keras_cache_under_keras_home(
 
 
 def test_imagenet_offline_fails_at_once_naming_the_file_and_where_to_put_it(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, free_port
 ) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-home"))
     monkeypatch.setattr(encoders, "RESNET50_IMAGENET_URL", f"http://127.0.0.1:{free_port()}/x.h5")
