@@ -14,7 +14,7 @@ from pipelines.core.records import RecordFormat
 
 
 def test_architectures_are_the_registry_s() -> None:
-    assert ARCHS == ARCHITECTURES == ("unet", "resnet50_unet")
+    assert ARCHS == ARCHITECTURES == ("unet", "resnet50_unet", "deeplabv3plus")
 
 
 def test_validation_names_the_bad_option() -> None:
