@@ -355,8 +355,13 @@ def run_bench(
     block_size: int | None = None,
     sweep: Sequence[tuple[int, int]] = (),
     workdir: str | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the chosen cases (each in its own child process); returns every figure printed."""
+    """Run the chosen cases (each in its own child process); returns every figure printed.
+
+    ``on_result(results so far)`` is called after each case, so a long run that is stopped
+    still leaves the figures of the cases it finished.
+    """
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
         raise ValueError(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
@@ -377,16 +382,14 @@ def run_bench(
             results[case]["expected_model_pixels_per_scene_pixel"] = round(
                 model_pixels_per_scene_pixel(expected, expected, tile, overlap), 4
             )
-    results["sweep"] = [
-        run_in_child(
-            "jpeg",
-            **{**common, "tile": t, "overlap": o},
-            base_filters=base_filters,
-            size=size,
-            workdir=workdir,
-        )
-        for t, o in sweep
-    ]
+        if on_result is not None:
+            on_result(results)
+    results["sweep"] = []
+    for t, o in sweep:
+        kwargs = {**common, "tile": t, "overlap": o, "base_filters": base_filters, "size": size}
+        results["sweep"].append(run_in_child("jpeg", **kwargs, workdir=workdir))
+        if on_result is not None:
+            on_result(results)
     results["memory"] = memory_verdict(results)
     results["projected_overhead"] = projected_overhead(results)
     return results
@@ -504,12 +507,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         block_size=args.block_size,
         sweep=sweep,
         workdir=args.workdir,
+        on_result=lambda partial: _save(partial, args.json),
     )
     print(format_report(results))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+    _save(results, args.json)
     return 0
+
+
+def _save(results: dict[str, Any], path: str | None) -> None:
+    """Write the figures so far to ``path`` (when given) and log the last case's line."""
+    if path:
+        with open(path, "w") as handle:
+            json.dump(results, handle, indent=2)
+    print(format_report(results).splitlines()[-1], flush=True)
 
 
 if __name__ == "__main__":
