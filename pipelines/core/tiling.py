@@ -13,13 +13,11 @@ import numpy as np
 
 # The one set of tiling defaults: training patches (preprocess) and inference tiles (predict).
 PATCH_SIZE = 612
-# Inference tile, chosen by ``landcover bench predict --sweep 612/64,1024/64,1280/64`` under the
-# 2.5 GB bound: a batch's memory grows with batch × tile², and the job's default batch is 4 tiles.
-# 1280/64 runs the model over 1.09× a 2448² scene's pixels (612/64: 1.56, 1024/64: 1.57; at
-# 16384²: 1.20 / 1.26 / 1.13) but at batch 4 holds 4.4× the activations of 612/64 (measured even
-# at base 8: 1946 MB peak against 1283 MB), which the default width cannot afford; at batch 1 it
-# is the better default (about as many pixels a batch as 612 × 4). 612/64 stays the default until
-# the batch default is 1.
+# Inference tile, chosen by ``landcover bench predict`` (README, Predict): the forward pass's
+# memory grows with the pixels of a batch (batch × tile²), its time with the model pixels per
+# scene pixel: 1.56 for 612/64 on a 2448² scene, 1.57 for 1024/64, 1.09 for 1280/64 (16384²:
+# 1.26, 1.13, 1.20). At the default width one 1280² tile alone peaks at 3.4 GB RSS, over the
+# 2.5 GB bound, so 1280/64 is out; 1024/64 saves nothing at 2448². 612/64 stays.
 TILE_SIZE = 612
 TILE_OVERLAP = 64
 
