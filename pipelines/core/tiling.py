@@ -13,6 +13,12 @@ import numpy as np
 
 # The one set of tiling defaults: training patches (preprocess) and inference tiles (predict).
 PATCH_SIZE = 612
+# Inference tile, chosen by ``landcover bench predict`` (README, Predict): the forward pass's
+# memory grows with the pixels of a batch (batch × tile²), its time with the model pixels per
+# scene pixel: 1.56 for 612/64 on a 2448² scene, 1.57 for 1024/64, 1.09 for 1280/64 (16384²:
+# 1.26, 1.13, 1.20). At the default width one 1280² tile alone peaks at 3.4 GB RSS, over the
+# 2.5 GB bound, so 1280/64 is out; 1024/64 saves nothing at 2448². 612/64 stays; its batch of
+# 4 peaks at 3.2 GB and of 2 at 2.0 GB, so the bound needs a batch of at most 2.
 TILE_SIZE = 612
 TILE_OVERLAP = 64
 

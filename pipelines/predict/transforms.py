@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import apache_beam as beam
+import rasterio
 from apache_beam.metrics.metric import Metrics
 from apache_beam.utils.shared import Shared
 
@@ -55,6 +56,16 @@ NODATA_PIXELS = "nodata_pixels"
 BLOCKS = "blocks"
 NO_CRS_WARNING = "no CRS: output has no georeference"
 BLOCKS_DIR = "_blocks"  # block GeoTIFFs of scenes being assembled (deleted after assembly)
+# GDAL's raster block cache defaults to 5% of the machine's RAM (6.4 GB on a 128 GB worker), and
+# the windowed writes and the COG copy fill it: bounded here, in the steps that read and write
+# rasters, so a worker's peak does not grow with its RAM. Measured on a 23 GB machine: reading an
+# 8192² RGB tiled GeoTIFF by windows peaks at 278 MB RSS with the default cache, 87 MB at 64 MB.
+GDAL_CACHEMAX_MB = 256
+
+
+def gdal_env() -> rasterio.Env:
+    """The GDAL settings every raster step of predict runs under (a bounded block cache)."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB)
 
 
 @dataclass(frozen=True)
@@ -254,6 +265,10 @@ class PredictBlock(beam.DoFn):
         return stats
 
     def process(self, task: SceneTask) -> Iterator[Any]:
+        with gdal_env():
+            yield from self._process(task)
+
+    def _process(self, task: SceneTask) -> Iterator[Any]:
         if task.blocks > 1:
             yield from self._block(task)
             return
@@ -327,6 +342,10 @@ class AssembleScene(beam.DoFn):
         self.no_crs = Metrics.counter(METRICS_NAMESPACE, SCENES_WITHOUT_CRS)
 
     def process(self, element: tuple[str, Iterable[BlockResult]]) -> Iterator[Any]:
+        with gdal_env():
+            yield from self._assemble(element)
+
+    def _assemble(self, element: tuple[str, Iterable[BlockResult]]) -> Iterator[Any]:
         scene_id, results = element
         blocks = sorted(results, key=lambda r: (r.task.block.row_off, r.task.block.col_off))  # type: ignore[union-attr]
         task = blocks[0].task
