@@ -10,13 +10,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from pipelines.core.tiling import TILE_OVERLAP, TILE_SIZE
+from pipelines.core.tiling import TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE
 
 # Literal copies of the job's choices (importing the job would import Beam); a test keeps
 # them equal to pipelines.predict.job / outputs.
 FORMATS = ("png", "cog")
 TTA_MODES = ("none", "flip", "d4")
-DEFAULT_BATCH_SIZE = 4
 DEFAULT_BLOCK_SIZE = 4096
 
 
@@ -47,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="overlap of neighbouring tiles in px (default %(default)s)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per forward pass"
+        "--batch-size", type=int, default=TILE_BATCH_SIZE, help="tiles per forward pass"
     )
     parser.add_argument("--overwrite", action="store_true", help="re-predict done scenes")
     parser.add_argument(

@@ -15,6 +15,8 @@ import numpy as np
 from apache_beam.metrics.metric import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from pipelines.core.tiling import TILE_BATCH_SIZE
+
 # The namespace of every counter the predict job keeps, the handler's and Beam's own
 # (``load_model_latency_milli_secs``, reported under the handler's namespace) included.
 METRICS_NAMESPACE = "landcover.predict"
@@ -35,7 +37,9 @@ class KerasSegmentationHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
     encoding, I/O).
     """
 
-    def __init__(self, model_uri: str, batch_size: int = 4, tta: str = "none") -> None:
+    def __init__(
+        self, model_uri: str, batch_size: int = TILE_BATCH_SIZE, tta: str = "none"
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
         super().__init__(min_batch_size=batch_size, max_batch_size=batch_size)

@@ -42,7 +42,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from pipelines.core import tiling
 from pipelines.core.errors import ERRORS_DIR
 from pipelines.core.naming import MODEL_FILE
-from pipelines.core.tiling import TILE_OVERLAP, TILE_SIZE
+from pipelines.core.tiling import TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE
 from pipelines.io import storage
 from pipelines.io.beam_runtime import create_pipeline, is_local, pipeline_options
 from pipelines.io.integrity import resolved_same_or_inside
@@ -65,7 +65,6 @@ from pipelines.predict.transforms import (
 )
 
 DEFAULT_SCENES_PER_WAVE = 8
-DEFAULT_BATCH_SIZE = 4
 # Scenes with a side above this are split into blocks predicted as separate elements.
 DEFAULT_BLOCK_SIZE = 4096
 TTA_MODES = ("none", "flip", "d4")  # models.serving.TTA_MODES, without importing TensorFlow
@@ -146,7 +145,7 @@ def run_predict(
     *,
     tile: int = TILE_SIZE,
     overlap: int = TILE_OVERLAP,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = TILE_BATCH_SIZE,
     overwrite: bool = False,
     write_class_ids: bool = False,
     write_probabilities: bool = False,

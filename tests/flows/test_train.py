@@ -146,7 +146,7 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
     prefect_harness: None, root_with_raw: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = str(root_with_raw)
-    stages = FakeStages({"unet": 0.42, "resnet50_unet": 0.55})
+    stages = FakeStages({"unet": 0.42, "resnet50_unet": 0.55, "deeplabv3plus": 0.5})
     stages.install(monkeypatch)
 
     result = train(root=root, **SMALL)
@@ -154,7 +154,8 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
     assert len(stages.preprocess_calls) == 1 and result["preprocessed"]
     assert stages.preprocess_calls[0].patch_size == 64
     assert stages.preprocess_calls[0].input_uri == Layout(root).raw
-    assert [c["arch"] for c in stages.fit_calls] == ["unet", "resnet50_unet"]
+    # every registered architecture by default, compared and the best promoted
+    assert [c["arch"] for c in stages.fit_calls] == ["unet", "resnet50_unet", "deeplabv3plus"]
     layout = Layout(root)
     for config in stages.fit_calls:
         assert config["data"] == layout.records("default")
@@ -179,7 +180,7 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
 
     # Same raw/ and options: no preprocessing; the promoted model is re-scored on the same
     # scenes (0.50 now) and the new unet (0.52) beats it, the new resnet (0.45) does not matter.
-    stages.scores = {"unet": 0.52, "resnet50_unet": 0.45}
+    stages.scores = {"unet": 0.52, "resnet50_unet": 0.45, "deeplabv3plus": 0.40}
     stages.baseline = 0.50
     again = train(root=root, **SMALL)
     assert len(stages.preprocess_calls) == 1 and not again["preprocessed"]
@@ -289,7 +290,7 @@ def test_deployed_training_starts_one_run_per_arch_and_reads_their_metadata(
     """With ``train_deployment`` each arch becomes a deployment run (e.g. on a GPU pool)."""
     import flows.train as train_module
 
-    stages = FakeStages({"unet": 0.4, "resnet50_unet": 0.3})
+    stages = FakeStages({"unet": 0.4, "resnet50_unet": 0.3, "deeplabv3plus": 0.2})
     stages.install(monkeypatch)
     started: list[tuple[str, dict[str, Any]]] = []
 
@@ -306,6 +307,7 @@ def test_deployed_training_starts_one_run_per_arch_and_reads_their_metadata(
     assert [(n, p["arch"]) for n, p in started] == [
         ("train-model/landcover", "unet"),
         ("train-model/landcover", "resnet50_unet"),
+        ("train-model/landcover", "deeplabv3plus"),
     ]
     assert started[0][1]["config"]["output"] == Layout(str(root_with_raw)).model_dir(
         "unet", result["run"]

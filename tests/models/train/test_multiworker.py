@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.io.records import split_files
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
 TIMEOUT_S = 300
@@ -104,7 +106,7 @@ def records_uri(make_records: Callable[..., str]) -> str:
     out = make_records(
         scenes=2, size=128, patch=64, seed=1, val_fraction=0.5, extra=("--num-shards", "2")
     )
-    assert len(list(Path(out).glob("train-*"))) == 2
+    assert len(split_files(out, "train")) == 2
     return out
 
 
