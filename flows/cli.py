@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "input": ("pipelines.bench.input", "tf.data input patches/s vs a seed-style loader"),
     "train": ("pipelines.bench.train", "training patches/s and ms/step for both architectures"),
     "predict": ("pipelines.bench.predict", "inference scenes/minute and overhead share"),
+    "quality": ("pipelines.bench.quality", "recipe smoke check on real scenes vs baselines"),
 }
 
 

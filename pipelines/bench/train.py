@@ -52,7 +52,7 @@ def bench_arch(
     import tensorflow as tf
 
     from models.architectures import build_model
-    from models.steps import DiceSpec, make_train_step
+    from models.steps import LossSpec, make_train_step
 
     keras.utils.set_random_seed(seed)
     strategy = tf.distribute.get_strategy()
@@ -65,7 +65,7 @@ def bench_arch(
         rng.integers(0, NUM_CLASSES, (batch_size, size, size))
     ]
     iterator = iter(tf.data.Dataset.from_tensors((images, masks)).repeat())
-    step = make_train_step(strategy, model, optimizer, DiceSpec(), jit_compile=jit)
+    step = make_train_step(strategy, model, optimizer, LossSpec(), jit_compile=jit)
     started = time.perf_counter()
     for _ in range(warmup):
         float(step(iterator))

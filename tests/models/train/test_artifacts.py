@@ -16,7 +16,50 @@ from models.train.artifacts import (
     save_outputs,
 )
 from models.train.config import TrainConfig
+from pipelines.core.manifest import Manifest
 from pipelines.core.palette import CLASS_NAMES
+from pipelines.core.records import RecordFormat
+
+
+def small_manifest() -> Manifest:
+    return Manifest.build(
+        patch_size=64,
+        record_format=RecordFormat(),
+        scene_ids={"train": ["1"], "val": ["2"]},
+        patches={"train": 4, "val": 4},
+        created_at="2026-01-01T00:00:00+00:00",
+    )
+
+
+def test_metadata_publishes_the_best_epoch_with_the_full_history() -> None:
+    config = TrainConfig(data="/d", output="/m/unet/v4", epochs=3, loss="dice+ce")
+    history = [
+        {"epoch": 1, "val_miou": 0.30, "val_dice": 0.5, "val_per_class_iou": {"urban": 0.1}},
+        {"epoch": 2, "val_miou": 0.45, "val_dice": 0.6, "val_per_class_iou": {"urban": 0.2}},
+        {"epoch": 3, "val_miou": 0.40, "val_dice": 0.7, "val_per_class_iou": {"urban": 0.3}},
+    ]
+    metadata = build_metadata(
+        config,
+        strategy="default",
+        replicas=1,
+        workers=1,
+        global_batch=4,
+        steps_per_epoch=3,
+        manifest=small_manifest(),
+        history=history,
+        resumed_from_step=[],
+        steps=9,
+        optimizer_iterations=9,
+        wall_time_s=1.0,
+        best={"epoch": 2, "val_miou": 0.45, "weights": "/m/unet/v4/checkpoints/best-epoch-2"},
+        class_weights=(1.0,) * 7,
+    )
+    assert metadata["best_epoch"] == 2 and metadata["epochs_run"] == 3
+    assert (metadata["val_miou"], metadata["val_dice"]) == (0.45, 0.6)
+    assert metadata["val_per_class_iou"] == {"urban": 0.2}
+    assert metadata["history"] == history
+    assert metadata["loss"]["name"] == "dice+ce" and metadata["loss"]["class_weights"] == [1.0] * 7
+    assert metadata["optimizer"]["name"] == "AdamW"
 
 
 def test_code_version_names_the_checkout() -> None:
@@ -25,7 +68,7 @@ def test_code_version_names_the_checkout() -> None:
 
 def test_metadata_says_what_produced_the_model() -> None:
     config = TrainConfig(data="/d", output="/m/unet/v3", batch_size=2, crop_size=32)
-    manifest = {"patch_size": 64, "patches": {"train": 4, "val": 4}}
+    manifest = small_manifest()
     history = [{"epoch": 1, "val_miou": 0.25, "val_dice": 0.5, "val_per_class_iou": {"urban": 0}}]
     metadata = build_metadata(
         config,
@@ -47,7 +90,7 @@ def test_metadata_says_what_produced_the_model() -> None:
         "unet",
         "model.keras",
     )
-    assert metadata["options"]["crop_size"] == 32 and metadata["data_manifest"] == manifest
+    assert metadata["options"]["crop_size"] == 32 and metadata["data_manifest"] == manifest.to_dict()
     assert (metadata["global_batch_size"], metadata["patches_seen"]) == (4, 12)
     assert metadata["input"] == {
         "normalization": "models.normalization.normalize_image (uint8 / 255 → float32)",
