@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.losses import DiceLoss, dice_from_sums, dice_sums
+from models.losses import DiceLoss, dice_from_sums, dice_sums, segmentation_loss
 from models.steps import (
     LossSpec,
     batchnorm_statistics,
@@ -50,6 +50,29 @@ def test_step_dice_equals_the_shared_dice_loss() -> None:
             assert 1.0 - float(dice_from_sums(intersection, total, smooth=smooth)) == pytest.approx(
                 expected, rel=1e-5
             )
+
+
+@pytest.mark.parametrize("loss", ["dice+ce", "focal+dice"])
+def test_step_compound_loss_equals_the_shared_loss(loss: str) -> None:
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, NUM_CLASSES, (2, 9, 7))
+    ids[1, :2] = UNKNOWN
+    y_true = tf.one_hot(ids, NUM_CLASSES)
+    y_pred = tf.nn.softmax(tf.constant(rng.normal(size=(2, 9, 7, NUM_CLASSES)), tf.float32))
+    weights = (0.5, 2.0, 1.0, 3.0, 0.25, 1.5, 1.0)
+    for ignore in (False, True):
+        spec = LossSpec(loss=loss, class_weights=weights, ignore_unknown=ignore, focal_gamma=1.5)
+        expected = segmentation_loss(
+            y_true,
+            y_pred,
+            loss=loss,
+            class_weights=weights,
+            ignore_unknown=ignore,
+            focal_gamma=1.5,
+        )
+        assert float(global_batch_loss(y_true, y_pred, spec)) == pytest.approx(
+            float(expected), rel=1e-6
+        )
 
 
 def test_eval_step_counts_the_shared_confusion_matrix() -> None:

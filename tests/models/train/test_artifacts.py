@@ -90,7 +90,9 @@ def test_metadata_says_what_produced_the_model() -> None:
         "unet",
         "model.keras",
     )
-    assert metadata["options"]["crop_size"] == 32 and metadata["data_manifest"] == manifest.to_dict()
+    assert (
+        metadata["options"]["crop_size"] == 32 and metadata["data_manifest"] == manifest.to_dict()
+    )
     assert (metadata["global_batch_size"], metadata["patches_seen"]) == (4, 12)
     assert metadata["input"] == {
         "normalization": "models.normalization.normalize_image (uint8 / 255 → float32)",
