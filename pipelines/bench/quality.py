@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from pipelines.core import metrics
-from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES, NUM_CLASSES, class_pixel_counts
+from pipelines.core.baselines import class_rgb_means, majority_class, nearest_mean_prediction
+from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES, class_pixel_counts
 
 DEFAULT_SCENES = Path(__file__).resolve().parents[2] / ".." / "shared" / "deepglobe-sample"
 PATCH = 612
@@ -74,39 +75,11 @@ def load_scenes(folder: str) -> list[Scene]:
 # ---- baselines ---------------------------------------------------------------------------------
 
 
-def majority_class(train: Sequence[Scene]) -> int:
-    """The most frequent active class of the training pixels."""
-    counts = np.sum([class_pixel_counts(s.ids) for s in train], axis=0)
-    active = np.asarray(ACTIVE_CLASSES)
-    return int(active[np.argmax(np.asarray(counts)[active])])
-
-
-def class_rgb_means(train: Sequence[Scene]) -> dict[int, np.ndarray]:
-    """Mean RGB (float64, (3,)) of each active class present in the training pixels."""
-    sums = np.zeros((NUM_CLASSES, 3))
-    counts = np.zeros(NUM_CLASSES)
-    for scene in train:
-        flat_ids = scene.ids.ravel()
-        pixels = scene.image.reshape(-1, 3).astype(np.float64)
-        for channel in range(3):
-            sums[:, channel] += np.bincount(flat_ids, pixels[:, channel], minlength=NUM_CLASSES)
-        counts += np.bincount(flat_ids, minlength=NUM_CLASSES)
-    return {c: sums[c] / counts[c] for c in ACTIVE_CLASSES if counts[c] > 0}
-
-
-def nearest_mean_prediction(image: np.ndarray, means: dict[int, np.ndarray]) -> np.ndarray:
-    """Per pixel, the class whose mean RGB is nearest (Euclidean), (H, W) uint8."""
-    classes = np.asarray(list(means), np.uint8)
-    centers = np.stack([means[int(c)] for c in classes])  # (K, 3)
-    pixels = image.reshape(-1, 3).astype(np.float32)
-    distances = ((pixels[:, None, :] - centers[None].astype(np.float32)) ** 2).sum(-1)
-    return classes[np.argmin(distances, axis=1)].reshape(image.shape[:2])
-
-
 def baseline_confusions(train: Sequence[Scene], held_out: Scene) -> dict[str, np.ndarray]:
     """Confusion matrices of both baselines on the held-out scene."""
-    majority = np.full(held_out.ids.shape, majority_class(train), np.uint8)
-    rgb = nearest_mean_prediction(held_out.image, class_rgb_means(train))
+    pairs = [(s.image, s.ids) for s in train]
+    majority = np.full(held_out.ids.shape, majority_class([ids for _, ids in pairs]), np.uint8)
+    rgb = nearest_mean_prediction(held_out.image, class_rgb_means(pairs))
     return {
         "majority": metrics.confusion_matrix(held_out.ids, majority),
         "rgb-mean": metrics.confusion_matrix(held_out.ids, rgb),
