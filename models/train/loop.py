@@ -403,9 +403,7 @@ def _run_epochs(
     try:
         with writer.as_default():
             for epoch in range(int(epoch_var.numpy()), config.epochs):
-                if run.early_stopped or selection.should_stop(
-                    run.history, config.early_stopping_patience
-                ):
+                if selection.should_stop(run.history, config.early_stopping_patience):
                     run.early_stopped = True
                     LOG.info(
                         "early stopping: no better val mIoU for %d epochs (best: epoch %s)",

@@ -40,8 +40,9 @@ def epochs_without_improvement(history: Sequence[dict[str, Any]]) -> int:
 
 
 def should_stop(history: Sequence[dict[str, Any]], patience: int | None) -> bool:
-    """Early stopping: ``patience`` epochs in a row without a better val mIoU."""
-    if patience is None or not history:
+    """Early stopping: ``patience`` epochs in a row without a better val mIoU (never when no
+    epoch has a score: without validation there is nothing to stop on)."""
+    if patience is None or best_epoch(history) is None:
         return False
     return epochs_without_improvement(history) >= patience
 

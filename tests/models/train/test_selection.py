@@ -28,6 +28,7 @@ def test_early_stopping_counts_epochs_since_the_best() -> None:
     assert should_stop(crafted, 2)
     assert not should_stop(crafted, None)
     assert not should_stop(history(0.1, 0.2, 0.3), 1)
+    assert not should_stop(history(None, None, None), 1)  # no validation: nothing to stop on
 
 
 def test_improves_compares_with_the_recorded_best() -> None:
