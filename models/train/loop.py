@@ -1,4 +1,4 @@
-"""``landcover train``: Dice-loss training of ``unet`` | ``resnet50_unet`` under tf.distribute.
+"""``landcover train``: segmentation training (the recipe of ``TrainConfig``) under tf.distribute.
 
 Python API (what the Prefect flows call)::
 
@@ -9,19 +9,24 @@ Python API (what the Prefect flows call)::
 One custom loop (``models.steps``) serves every strategy (``models.strategy``), because Keras 3's
 ``fit`` does not run under ``MultiWorkerMirroredStrategy``. A run:
 
-1. picks the strategy; the global batch is ``batch_size`` (per replica) × replicas;
-2. builds the model and optimizer in the strategy's scope (the optimizer is built on *all*
+1. picks the strategy; the global batch is ``batch_size`` (per replica) × replicas; reads and
+   hashes every shard against the manifest (``models.train.data_check``), naming a bad one;
+2. builds the model and the optimizer (AdamW on the warm-up + decay schedule of
+   ``models.train.schedule``) in the strategy's scope (the optimizer is built on *all*
    variables before an encoder freeze, so it can go on after the unfreeze);
-3. restores the latest checkpoint under ``OUTPUT/checkpoints`` if there is one: step, epoch,
-   weights and optimizer state (Adam moments, loss scale), then skips the batches of the
-   interrupted epoch that were already trained on (exactly the same batches with
-   ``--deterministic``; see ``models.input``);
+3. restores the latest checkpoint under ``OUTPUT/checkpoints`` if there is one, *only* when its
+   data and config fingerprints match this run's (else a refusal naming ``--fresh``): step,
+   epoch, weights and optimizer state (moments, loss scale), the best epoch so far, then skips
+   the batches of the interrupted epoch that were already trained on (exactly the same batches
+   with ``--deterministic``; see ``models.input``);
 4. trains, logging step, loss and patches/s every ``log_every`` steps and writing TensorBoard
    scalars under ``OUTPUT/logs``; checkpoints every ``checkpoint_every`` steps and at each
    epoch end; validates each epoch (val Dice and the DeepGlobe mIoU of ``pipelines.core.metrics``);
 5. stops with :class:`NonFiniteLossError` (exit status 3) the moment a loss is NaN or infinite,
    before that step is checkpointed, so the last checkpoint stays usable;
-6. writes ``model.keras`` and ``metadata.json`` to ``OUTPUT`` (the chief only; under
+6. keeps the weights of the epoch with the best val mIoU aside (``models.train.selection``;
+   early stopping with ``early_stopping_patience``) and publishes *those*;
+7. writes ``model.keras`` and ``metadata.json`` to ``OUTPUT`` (the chief only; under
    multi-worker the other workers save to a temporary folder and delete it, as TF recommends,
    because saving may take part in collectives).
 
