@@ -54,8 +54,9 @@ class DemoConfig:
 
 # Chosen so that the models learn visibly in a few CPU minutes (2 cores): 512² scenes give
 # 4 patches of 256² each, trained on random 128² crops (4x cheaper steps, textures intact).
-# Measured here: unet reaches val mIoU ~0.9 in 200 steps (~75 s); resnet50_unet, from
-# scratch, ~0.3 (~165 s), so the demo also shows the better model being promoted.
+# Measured (deterministic training, the default recipe): unet val mIoU 0.934 and holdout
+# 0.896, resnet50_unet from scratch 0.272, so the demo also shows the better model being
+# promoted; the holdout's nearest-RGB-mean rule scores 0.776, so the model beats a colour lookup.
 FULL = DemoConfig(
     labeled=16,
     unlabeled=4,
