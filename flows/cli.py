@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "train": ("pipelines.bench.train", "training patches/s and ms/step for both architectures"),
     "predict": ("pipelines.bench.predict", "inference scenes/minute and overhead share"),
     "tta": ("pipelines.bench.tta", "mIoU and seconds of test-time augmentation, held-out scenes"),
+    "quality": ("pipelines.bench.quality", "recipe smoke check on real scenes vs baselines"),
 }
 
 

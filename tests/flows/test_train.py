@@ -16,7 +16,7 @@ from flows.registry import read_promoted
 from flows.train import best_candidate, labeled_inputs, paired_ids, train, val_scene_ids
 from pipelines.core.manifest import Manifest
 from pipelines.core.records import RecordFormat
-from pipelines.core.tiling import PATCH_SIZE
+from pipelines.core.tiling import PATCH_SIZE, TILE_BATCH_SIZE
 from pipelines.io.records import write_manifest
 from pipelines.preprocess.options import PreprocessOptions
 
@@ -190,7 +190,7 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
     assert pointer["previous"]["val_miou"] == pytest.approx(0.50)
 
     # Worse than the re-scored promoted model: kept.
-    stages.scores = {"unet": 0.3, "resnet50_unet": 0.35}
+    stages.scores = {"unet": 0.3, "resnet50_unet": 0.35, "deeplabv3plus": 0.3}
     stages.baseline = 0.52
     third = train(root=root, archs=("resnet50_unet",), **SMALL)
     assert not third["promoted"]
@@ -246,7 +246,8 @@ def test_option_groups_arrive_as_json_and_default_once(
             "inference": {"tile": 64, "overlap": 16},
         }
     )
-    assert parameters["inference"] == InferenceOptions(tile=64, overlap=16, batch_size=4)
+    tiny = InferenceOptions(tile=64, overlap=16, batch_size=TILE_BATCH_SIZE)
+    assert parameters["inference"] == tiny
     train(**parameters)
     (config,) = stages.fit_calls
     # The flow's own choice (FLOW_TRAINING), the override (a string coerced), the rest
@@ -258,7 +259,7 @@ def test_option_groups_arrive_as_json_and_default_once(
     (options,) = stages.preprocess_calls
     assert options.record_format == RecordFormat("png", "none")
     assert options.patch_size == PATCH_SIZE
-    assert stages.predict_options == [InferenceOptions(tile=64, overlap=16, batch_size=4)]
+    assert stages.predict_options == [tiny]
 
 
 def test_val_ids_recomputed_match_what_preprocess_wrote(
