@@ -130,7 +130,5 @@ def drop_trigger() -> dict[str, Any]:
         "parameters": {
             "bucket": "{{ event.resource['" + BUCKET_LABEL + "'] }}",
             "prefix": "{{ event.resource['" + PREFIX_LABEL + "'] }}",
-            # the receipt names each delivery by the event that announced it
-            "event_id": "{{ event.id }}",
         },
     }

@@ -49,5 +49,4 @@ def test_trigger_matches_the_event_and_templates_its_labels() -> None:
     assert trigger.parameters == {
         "bucket": "{{ event.resource['landcover.bucket'] }}",
         "prefix": "{{ event.resource['landcover.prefix'] }}",
-        "event_id": "{{ event.id }}",
     }
