@@ -18,11 +18,6 @@ from flows.cli import BENCHMARKS, COMMANDS, main
 
 # What `--help` and a bad flag must not pay for (TensorFlow alone is seconds).
 HEAVY = ("tensorflow", "keras", "apache_beam", "prefect")
-# Owned by other helpers (pipelines/bench): they import Beam through pipelines.io.storage at
-# module level. Remove the mark once `landcover bench preprocess|input --help` is light.
-BEAM_AT_IMPORT = pytest.mark.xfail(
-    reason="pipelines.bench.preprocess/input import Beam at module level", strict=False
-)
 
 
 def command_lines() -> list[pytest.ParameterSet]:
@@ -30,8 +25,7 @@ def command_lines() -> list[pytest.ParameterSet]:
     lines += [pytest.param([name], id=name) for name in COMMANDS]
     lines.append(pytest.param(["bench"], id="bench"))
     for name in BENCHMARKS:
-        marks = [BEAM_AT_IMPORT] if name in ("preprocess", "input") else []
-        lines.append(pytest.param(["bench", name], id=f"bench-{name}", marks=marks))
+        lines.append(pytest.param(["bench", name], id=f"bench-{name}"))
     return lines
 
 
