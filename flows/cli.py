@@ -30,6 +30,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "input": ("pipelines.bench.input", "tf.data input patches/s vs a seed-style loader"),
     "train": ("pipelines.bench.train", "training patches/s and ms/step for both architectures"),
     "predict": ("pipelines.bench.predict", "inference scenes/minute and overhead share"),
+    "tta": ("pipelines.bench.tta", "mIoU and seconds of test-time augmentation, held-out scenes"),
+    "quality": ("pipelines.bench.quality", "recipe smoke check on real scenes vs baselines"),
 }
 
 
@@ -49,6 +51,14 @@ def _dispatch(table: dict[str, tuple[str, str]], prog: str, argv: Sequence[str])
     name, rest = argv[0], list(argv[1:])
     if name not in table:
         print(f"{prog}: unknown command {name!r}; valid: {', '.join(table)}", file=sys.stderr)
+        return 2
+    from pipelines.io.credentials import MissingCredentialsError, check_credentials, gs_uris
+
+    try:  # before the stage's imports and its first bucket access (minutes of retries)
+        for uri in gs_uris(rest):
+            check_credentials(uri)
+    except MissingCredentialsError as error:
+        print(f"{prog} {name}: {error}", file=sys.stderr)
         return 2
     module = importlib.import_module(table[name][0])
     return int(module.main(rest) or 0)

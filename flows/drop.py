@@ -10,19 +10,23 @@ A drop (see :mod:`flows.events`) is a prefix closed by a ``_DONE`` marker. The f
 3. moves labeled pairs into ``<root>/raw/``, unlabeled scenes into ``<root>/incoming/``, and
    invalid files into ``<root>/rejected/<drop>/`` with an ``errors.jsonl`` saying why (the
    dead-letter format of every stage): nothing is lost, nothing bad goes further;
-4. writes a receipt ``_PROCESSED.json`` into the drop and removes its marker;
+4. merges the delivery into the receipt ``_PROCESSED.json`` in the drop and removes its marker;
 5. new labeled scenes → retraining: a run of the ``train`` deployment when it exists, else the
    ``train`` flow as a subflow; or, with ``retrain=False``, an entry in
    ``<root>/state/retrain-due.json`` for a later (scheduled or manual) training run;
 6. new unlabeled scenes → the ``nightly-inference`` flow now, with the promoted model.
 
-Re-running the flow on a drop that was already handled finds nothing left to move and does
-nothing, so an event delivered twice is harmless.
+Steps 1–4 (:mod:`flows.unpack`) run under the root's drop lock, with every move verified and
+journaled, so a crash at any point, a re-delivered event or two runs at once leave each file in
+exactly one place and the receipt complete. Follow-ups (5, 6) are recorded in the receipt once
+done, so a re-run repeats only what did not happen; a deployment run is started with an
+idempotency key, so a retried trigger does not start a second one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,15 +35,22 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows import tasks
-from flows.events import DROP_MARKER, RECEIPT_NAME, drop_uri
+from flows.events import DROP_MARKER, RECEIPT_NAME, checked_drop_uri
 from flows.layout import Layout, safe_name
+from flows.receipt import JOURNAL_NAME, Delivery, Receipt
+from flows.unpack import ERRORS_NAME, STAGE, DropPlace, read_receipt, unpack, write_receipt
 from pipelines.core.errors import ErrorRecord
 from pipelines.core.naming import LABELED_IMAGE_SUFFIX, basename, mask_id_of, scene_id_of
-from pipelines.io import storage
+from pipelines.io import locks, storage
+from pipelines.io.integrity import resolved_same_or_inside
 
-STAGE = "imagery-drop"
+__all__ = ["ERRORS_NAME", "STAGE", "imagery_drop", "plan_drop"]
+
 TRAIN_DEPLOYMENT = "train/landcover"
-ERRORS_NAME = "errors.jsonl"
+# A drop's moves take minutes at most; a lock older than this belongs to a killed run.
+DROP_LOCK_TTL_S = 3600.0
+# How long a second delivery for the same root waits for the first before giving up cleanly.
+DROP_LOCK_WAIT_S = 1800.0
 
 
 @dataclass
@@ -58,7 +69,7 @@ def plan_drop(uris: Sequence[str]) -> DropPlan:
     masks: dict[str, str] = {}
     for uri in sorted(uris):
         name = basename(uri)
-        if name in (DROP_MARKER, RECEIPT_NAME):
+        if name in (DROP_MARKER, RECEIPT_NAME, JOURNAL_NAME):
             continue
         scene_id, mask_id = scene_id_of(name), mask_id_of(name)
         if scene_id:
@@ -114,10 +125,30 @@ def deployment_exists(name: str) -> bool:
     return True
 
 
+def record_due(layout: Layout, drop_id: str, deliveries: list[Delivery]) -> dict[str, Any]:
+    """Add the deliveries to ``retrain-due.json`` once each (keyed by delivery id)."""
+    state = tasks.read_json(layout.retrain_due) or {}
+    due = list(state.get("due") or [])
+    known = {entry.get("delivery") for entry in due}
+    for delivery in deliveries:
+        if delivery.delivery_id in known:
+            continue
+        due.append(
+            {
+                "drop": drop_id,
+                "delivery": delivery.delivery_id,
+                "scenes": len(delivery.labeled),
+                "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            }
+        )
+    tasks.write_json(layout.retrain_due, {**state, "due": due})
+    return {"action": "recorded", "state": layout.retrain_due, "drops_waiting": len(due)}
+
+
 def request_training(
     root: str,
     drop_id: str,
-    new_scenes: int,
+    deliveries: list[Delivery],
     *,
     retrain: bool,
     train_deployment: str | None,
@@ -127,23 +158,17 @@ def request_training(
     logger = get_run_logger()
     layout = Layout(root)
     if not retrain:
-        state = tasks.read_json(layout.retrain_due) or {}
-        due = list(state.get("due") or [])
-        due.append(
-            {
-                "drop": drop_id,
-                "scenes": new_scenes,
-                "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            }
-        )
-        tasks.write_json(layout.retrain_due, {"due": due})
+        result = record_due(layout, drop_id, deliveries)
         logger.info(
-            "retraining due (%d drops waiting): recorded in %s", len(due), layout.retrain_due
+            "retraining due (%d drops waiting): recorded in %s",
+            result["drops_waiting"],
+            layout.retrain_due,
         )
-        return {"action": "recorded", "state": layout.retrain_due, "drops_waiting": len(due)}
+        return result
     parameters = {**train_parameters, "root": root}
     if train_deployment and deployment_exists(train_deployment):
-        run_id = tasks.start_deployment(train_deployment, parameters)
+        key = "drop:" + ",".join(sorted(d.delivery_id for d in deliveries)) + f"@{root}"
+        run_id = tasks.start_deployment(train_deployment, parameters, idempotency_key=key)
         logger.info("started a %s run: %s", train_deployment, run_id)
         return {"action": "deployment", "deployment": train_deployment, "flow_run_id": run_id}
     from flows.train import train
@@ -151,6 +176,40 @@ def request_training(
     logger.info("no %s deployment: training here as a subflow", train_deployment)
     result = train(**parameters)
     return {"action": "subflow", "run": result["run"], "promoted": result["promoted"]}
+
+
+def check_drop_place(bucket: str, prefix: str, root: str) -> DropPlace:
+    """The drop's location, refused when it escapes the drops folder or overlaps the root's data.
+
+    A drop that is (or holds, or lies in) ``raw/``, ``incoming/``, ``rejected/``, ``models/``,
+    ``predictions/``, ``records/`` or ``state/`` would have the flow move the root's own files:
+    refused before anything is listed. Local paths are compared after resolving symlinks.
+    """
+    source = checked_drop_uri(bucket, prefix)
+    base = checked_drop_uri(bucket, "x").rsplit("/", 1)[0]
+    if not resolved_same_or_inside(source, base) or resolved_same_or_inside(base, source):
+        raise ValueError(f"drop {source} resolves outside the drops folder {base}: refused")
+    layout = Layout(root)
+    guarded = [
+        layout.raw,
+        layout.incoming,
+        storage.join(root, "rejected"),
+        layout.models,
+        storage.join(root, "predictions"),
+        storage.join(root, "records"),
+        storage.join(root, "state"),
+    ]
+    for folder in guarded:
+        if resolved_same_or_inside(source, folder) or resolved_same_or_inside(folder, source):
+            raise ValueError(f"drop {source} overlaps {folder}: refusing to move files there")
+    tasks.check_credentials([source, root])
+    return DropPlace(source=source, drop_id=safe_name(prefix), layout=layout)
+
+
+def _follow_up(place: DropPlace, name: str, deliveries: list[Delivery], value: Any) -> None:
+    for delivery in deliveries:
+        delivery.follow_ups[name] = value
+    write_receipt(place, deliveries)
 
 
 @flow(name="imagery-drop", flow_run_name="drop-{prefix}", log_prints=True)
@@ -162,72 +221,87 @@ def imagery_drop(
     train_deployment: str | None = TRAIN_DEPLOYMENT,
     train_parameters: dict[str, Any] | None = None,
     predict: bool = True,
+    event_id: str | None = None,
+    lock_wait_s: float = DROP_LOCK_WAIT_S,
 ) -> dict[str, Any]:
     """Validate and unpack the drop at ``bucket``/``prefix``; retrain and/or predict.
 
     ``bucket`` is a GCS bucket name or, for the local drop folder, its absolute path.
     ``train_parameters`` are the ``train`` flow's (``root`` aside), e.g.
-    ``{"training": {"epochs": 20}}``.
+    ``{"training": {"epochs": 20}}``. ``event_id`` (the triggering event's id) names the
+    delivery in the receipt; without it the marker's generation does. A second run for the same
+    root waits up to ``lock_wait_s`` for the first, then fails with the lock's holder named.
     """
+    from prefect.runtime import flow_run
+
     logger = get_run_logger()
-    layout = Layout(root)
-    source = drop_uri(bucket, prefix)
-    drop_id = safe_name(prefix)
-    names = [name for name, _ in tasks.list_files(source)]
-    plan = plan_drop([storage.join(source, name) for name in names])
+    place = check_drop_place(bucket, prefix, root)
+    owner = f"imagery-drop {place.source} (flow run {flow_run.id or 'local'}, pid {os.getpid()})"
+    with locks.lock(place.layout.drop_lock, owner, DROP_LOCK_TTL_S, wait_s=lock_wait_s):
+        made = unpack(place, event_id)
+        receipt = read_receipt(place)
+    summary = run_summary(place, made)
     logger.info(
-        "drop %s: %d labeled pairs, %d unlabeled scenes, %d invalid files",
-        source,
-        len(plan.pairs),
-        len(plan.images),
-        len(plan.invalid),
+        "drop %s: %d labeled scenes, %d unlabeled scenes, %d invalid files",
+        place.source,
+        len(summary["labeled"]),
+        len(summary["unlabeled"]),
+        len(summary["invalid"]),
     )
-    checked = tasks.validate_scenes(plan.pairs, plan.images)
-    invalid = plan.invalid + [tuple(e) for e in checked["errors"]]
+    summary.update(follow_ups(place, receipt, retrain, train_deployment, train_parameters, predict))
+    create_markdown_artifact(
+        markdown=drop_report(summary), key="landcover-drop-report", description=place.source
+    )
+    return summary
 
-    moves = [
-        (uri, storage.join(layout.raw, basename(uri)))
-        for _, image, mask in checked["pairs"]
-        for uri in (image, mask)
-    ]
-    moves += [(uri, storage.join(layout.incoming, basename(uri))) for _, uri in checked["images"]]
-    rejected_dir = layout.rejected(drop_id)
-    rejected = [(uri, storage.join(rejected_dir, basename(uri)), reason) for uri, reason in invalid]
-    moves += [(uri, moved_to) for uri, moved_to, _ in rejected]
-    tasks.move_files(moves)
-    if rejected:
-        tasks.write_text(storage.join(rejected_dir, ERRORS_NAME), error_lines(rejected))
-        logger.warning(
-            "%d invalid files moved to %s (reasons in %s)", len(rejected), rejected_dir, ERRORS_NAME
-        )
 
-    summary: dict[str, Any] = {
-        "drop": source,
-        "labeled": [scene_id for scene_id, _, _ in checked["pairs"]],
-        "unlabeled": [scene_id for scene_id, _ in checked["images"]],
-        "invalid": [{"uri": moved_to, "reason": reason} for _, moved_to, reason in rejected],
-        "rejected_to": rejected_dir if rejected else None,
+def run_summary(place: DropPlace, made: list[Delivery]) -> dict[str, Any]:
+    """What this run moved (earlier deliveries are in the receipt)."""
+    invalid = [{"uri": f["to"], "reason": f["reason"]} for d in made for f in d.rejected]
+    return {
+        "drop": place.source,
+        "deliveries": [d.delivery_id for d in made],
+        "labeled": sorted({s for d in made for s in d.labeled}),
+        "unlabeled": sorted({s for d in made for s in d.unlabeled}),
+        "invalid": invalid,
+        "rejected_to": place.rejected_dir if invalid else None,
     }
-    tasks.write_json(storage.join(source, RECEIPT_NAME), summary)
-    tasks.delete_files([storage.join(source, DROP_MARKER)])
 
-    if summary["labeled"]:
-        summary["training"] = request_training(
+
+def follow_ups(
+    place: DropPlace,
+    receipt: Receipt,
+    retrain: bool,
+    train_deployment: str | None,
+    train_parameters: dict[str, Any] | None,
+    predict: bool,
+) -> dict[str, Any]:
+    """Training and inference for every delivery that has not had them yet (a crash-safe
+    re-run repeats only what is missing: each is recorded in the receipt once done)."""
+    from flows.receipt import pending_follow_up
+
+    done: dict[str, Any] = {}
+    root = place.layout.root
+    to_train = pending_follow_up(receipt, "training", "raw")
+    if to_train:
+        done["training"] = request_training(
             root,
-            drop_id,
-            len(summary["labeled"]),
+            place.drop_id,
+            to_train,
             retrain=retrain,
             train_deployment=train_deployment,
             train_parameters=dict(train_parameters or {}),
         )
-    if summary["unlabeled"] and predict:
+        _follow_up(place, "training", to_train, done["training"])
+    to_predict = pending_follow_up(receipt, "inference", "incoming")
+    if to_predict and predict:
         from flows.inference import nightly_inference
 
-        summary["inference"] = nightly_inference(root=root)
-    create_markdown_artifact(
-        markdown=drop_report(summary), key="landcover-drop-report", description=source
-    )
-    return summary
+        done["inference"] = nightly_inference(root=root)
+        _follow_up(place, "inference", to_predict, {"status": done["inference"].get("status")})
+    elif to_predict:
+        _follow_up(place, "inference", to_predict, {"status": "not requested (predict=False)"})
+    return done
 
 
 def drop_report(summary: dict[str, Any]) -> str:

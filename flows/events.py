@@ -14,7 +14,8 @@ templates into the flow's ``bucket`` and ``prefix`` parameters. For a local fold
 is the absolute path of the folder that holds the drops (a GCS bucket name never contains
 ``/``, so :func:`drop_uri` can tell the two apart).
 
-This module only builds plain values; it imports nothing from Prefect, so the watcher, the
+This module only builds plain values; it imports nothing from Prefect (only the pure
+:mod:`pipelines.core.uris`), so the watcher, the
 bridge, the deployments and the tests share one definition without import cost.
 """
 
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+
+from pipelines.core.uris import confine, normalize_name
 
 DROP_EVENT = "landcover.imagery.dropped"
 RESOURCE_PREFIX = "landcover.drop."
@@ -86,6 +89,25 @@ def drop_uri(bucket: str, prefix: str) -> str:
             raise ValueError("a drop needs a bucket (GCS bucket name or local folder path)")
         base = f"gs://{bucket}"
     return f"{base}/{prefix}" if prefix else base
+
+
+def checked_drop_uri(bucket: str, prefix: str) -> str:
+    """:func:`drop_uri`, refusing a prefix that is not one safe relative name under ``bucket``.
+
+    The prefix comes from outside (a notification, an event, a flow parameter): ``..``,
+    absolute paths, other buckets or schemes, glob characters and Unicode look-alikes are
+    refused (:func:`pipelines.core.uris.normalize_name`), and so is an empty prefix (the whole
+    bucket or drops folder is not one drop).
+    """
+    cleaned = _clean_prefix(prefix)
+    if not cleaned:
+        raise ValueError("empty drop prefix: a drop is a sub-folder / prefix, not the whole root")
+    try:
+        name = normalize_name(cleaned)
+    except ValueError as error:
+        raise ValueError(f"refused drop prefix: {error}") from error
+    base = drop_uri(bucket, "")
+    return confine(base, name)
 
 
 def drop_trigger() -> dict[str, Any]:

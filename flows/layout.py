@@ -11,6 +11,7 @@
 <root>/predictions/<model version>/{id}_mask.png
 <root>/reports/<run>/…                           metrics.json, pictures, report.md per run
 <root>/state/retrain-due.json                    drops waiting for a training run
+<root>/state/locks/*.lock                        leases of runs in progress (drops, inference)
 ```
 
 Drops are kept apart from ``incoming/``: a drop is unpacked by the ``imagery-drop`` flow, which
@@ -90,6 +91,15 @@ class Layout:
     @property
     def retrain_due(self) -> str:
         return self._at("state", RETRAIN_DUE_NAME)
+
+    @property
+    def drop_lock(self) -> str:
+        """Held while a drop is unpacked into this root (:mod:`pipelines.io.locks`)."""
+        return self._at("state", "locks", "drops.lock")
+
+    def predictions_lock(self, model_version: str) -> str:
+        """Held while batch inference writes ``predictions/<model version>/``."""
+        return self._at("state", "locks", f"predictions-{safe_name(model_version)}.lock")
 
 
 def new_run_id(now: dt.datetime | None = None, suffix: str | None = None) -> str:

@@ -25,14 +25,12 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from models.train.config import TrainConfig
-from pipelines.core.tiling import TILE_OVERLAP, TILE_SIZE, tile_origins
+from pipelines.core.tiling import TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE, tile_origins
 from pipelines.preprocess.options import PreprocessOptions
 
 # The fields of each options class that a flow sets itself, never an override.
 TRAINING_SET_BY_FLOW: frozenset[str] = frozenset({"data", "output", "arch"})
 PREPROCESSING_SET_BY_FLOW: frozenset[str] = frozenset({"input_uri", "output_uri"})
-# Tiles per forward pass: the default of `landcover predict --batch-size` and `run_predict`.
-INFERENCE_BATCH_SIZE = 4
 
 Options = TypeVar("Options")
 
@@ -47,7 +45,7 @@ class InferenceOptions:
 
     tile: int = TILE_SIZE
     overlap: int = TILE_OVERLAP
-    batch_size: int = INFERENCE_BATCH_SIZE
+    batch_size: int = TILE_BATCH_SIZE
 
     def __post_init__(self) -> None:
         # Tiling one tile-sized side applies the core's rule for tile and overlap, so a bad

@@ -5,6 +5,12 @@ it won with, and the model it replaced). Inference reads only this pointer, so s
 is one small atomic write (``storage.write_text``: rename locally, object finalize on GCS), and
 readers see the old pointer or the new one, never half of either.
 
+The pointer never names a missing model: :func:`promote_if_better` first checks that the
+candidate's ``model.keras`` exists and records its size and sha256. A promoted model that has
+disappeared since (deleted, bucket lifecycle) is an error naming it for inference
+(:func:`promoted_model`), and no obstacle for training: a missing promoted model counts as no
+model, so the next training run promotes its best candidate.
+
 A candidate replaces the promoted model only when its validation mIoU is strictly higher. Train
 flows compare on equal footing where they can: they re-evaluate the promoted model on the same
 validation scenes and pass that as ``current_score`` (the pointer's stored score was measured on
@@ -20,7 +26,8 @@ import math
 from typing import Any
 
 from flows.layout import Layout, model_version
-from pipelines.io import storage
+from pipelines.core.naming import MODEL_FILE
+from pipelines.io import integrity, storage
 
 SCORE_KEY = "val_miou"
 REQUIRED_KEYS: tuple[str, ...] = ("arch", "version", "model_uri", SCORE_KEY)
@@ -32,6 +39,46 @@ def read_promoted(root: str) -> dict[str, Any] | None:
     if not storage.exists(uri):
         return None
     return json.loads(storage.read_text(uri))
+
+
+class PromotedModelMissingError(FileNotFoundError):
+    """``promoted.json`` names a model whose file is gone."""
+
+
+def model_file(model_uri: str) -> str:
+    """The ``model.keras`` of a model folder (or the file itself when given one)."""
+    return model_uri if model_uri.endswith(".keras") else storage.join(model_uri, MODEL_FILE)
+
+
+def missing_reason(pointer: dict[str, Any]) -> str | None:
+    """Why the pointer's model cannot be used (its file is gone); None when it is there.
+
+    An existence check, not a checksum: the model loader verifies the file when it reads it
+    (``safe_mode``, "corrupt model file …"), and hashing it on every read would be slow.
+    """
+    uri = str(pointer.get("model_uri") or "")
+    path = model_file(uri) if uri else "(no model_uri)"
+    if not uri or not storage.exists(path):
+        return f"{path} does not exist"
+    return None
+
+
+def promoted_model(root: str) -> dict[str, Any] | None:
+    """The promoted pointer, after checking its model is present; None before any promotion.
+
+    Raises :class:`PromotedModelMissingError` naming the model and what to do when its file
+    has disappeared.
+    """
+    pointer = read_promoted(root)
+    if pointer is None:
+        return None
+    reason = missing_reason(pointer)
+    if reason is not None:
+        raise PromotedModelMissingError(
+            f"the promoted model {pointer.get('model_version')} is missing: {reason}; run the "
+            f"train flow (or `landcover train` and promote) to promote another, or restore it"
+        )
+    return pointer
 
 
 def _score(candidate: dict[str, Any]) -> float:
@@ -60,16 +107,23 @@ def promote_if_better(
     Returns whether the candidate was promoted.
     """
     score = _score(candidate_metadata)
+    path = model_file(str(candidate_metadata["model_uri"]))
+    if not storage.exists(path):
+        raise FileNotFoundError(f"refusing to promote {candidate_metadata['arch']}: no {path}")
+    size, sha256 = integrity.digest_of(path)
     current = read_promoted(root)
+    gone = None if current is None else missing_reason(current)
     if current is not None and current_score is None:
         current_score = float(current[SCORE_KEY])
-    if current is None:
-        current_score = None
+    if current is None or gone is not None:
+        current_score = None  # nothing usable to beat: a vanished model must not block a new one
     if not is_better(score, current_score):
         return False
     pointer = {
         **{k: v for k, v in candidate_metadata.items() if k != "previous"},
         SCORE_KEY: score,
+        "model_size": size,
+        "model_sha256": sha256,
         "model_version": model_version(candidate_metadata["arch"], candidate_metadata["version"]),
         "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "previous": None
@@ -79,7 +133,10 @@ def promote_if_better(
             "version": current["version"],
             "model_uri": current["model_uri"],
             SCORE_KEY: current_score,
+            "missing": gone,
         },
     }
-    storage.write_text(Layout(root).promoted_pointer, json.dumps(pointer, indent=2, default=str))
+    integrity.atomic_write(
+        Layout(root).promoted_pointer, json.dumps(pointer, indent=2, default=str)
+    )
     return True

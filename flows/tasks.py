@@ -26,7 +26,7 @@ from flows.retries import storage_retry_options
 from pipelines.core.errors import BadInputError
 from pipelines.core.manifest import Manifest
 from pipelines.core.naming import basename
-from pipelines.io import storage
+from pipelines.io import credentials, integrity, storage
 from pipelines.preprocess.options import PreprocessOptions
 
 BEAM_ARGS_ENV = "LANDCOVER_BEAM_ARGS"
@@ -88,10 +88,12 @@ def copy_files(moves: list[tuple[str, str]]) -> int:
 
 @task(name="move-files", **_IO)
 def move_files(moves: list[tuple[str, str]]) -> int:
-    """Move (src, dst) pairs: copy, then delete the source.
+    """Move (src, dst) pairs with :func:`pipelines.io.integrity.verified_move`.
 
-    Idempotent, so a retry after a partial failure finishes the job: a source that is gone while
-    its destination exists was moved by the earlier attempt.
+    Copy, re-read and compare size and sha256, then delete the source; a destination holding
+    other bytes raises ``ConflictError`` and nothing is overwritten. Idempotent, so a retry
+    after a partial failure finishes the job: a source that is gone while its destination
+    exists was moved by the earlier attempt.
     """
     moved = 0
     for src, dst in moves:
@@ -100,8 +102,7 @@ def move_files(moves: list[tuple[str, str]]) -> int:
                 moved += 1
                 continue
             raise FileNotFoundError(f"cannot move {src}: it does not exist")
-        storage.copy_file(src, dst)
-        storage.delete([src])
+        integrity.verified_move(src, dst)
         moved += 1
     return moved
 
@@ -113,16 +114,35 @@ def delete_files(uris: list[str]) -> int:
     return len(present)
 
 
-def start_deployment(name: str, parameters: dict[str, Any]) -> str:
+def start_deployment(
+    name: str, parameters: dict[str, Any], *, idempotency_key: str | None = None
+) -> str:
     """Create a run of deployment ``name`` (``flow/deployment``) without waiting; its id.
 
     The run is linked to the calling flow run as a subflow, so the UI shows where it came from.
+    With ``idempotency_key`` the Prefect API returns the run already created under that key
+    instead of a second one (a retried or re-run trigger starts one run, not two).
     """
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
-    run = cast(FlowRun, run_deployment(name, parameters=parameters, timeout=0, as_subflow=True))
+    run = cast(
+        FlowRun,
+        run_deployment(
+            name,
+            parameters=parameters,
+            timeout=0,
+            as_subflow=True,
+            idempotency_key=idempotency_key,
+        ),
+    )
     return str(run.id)
+
+
+def check_credentials(uris: Sequence[str]) -> None:
+    """Fail in seconds, in one line, when a ``gs://`` URI is used without cloud credentials."""
+    for uri in uris:
+        credentials.check_credentials(uri)
 
 
 # ---- stages ----------------------------------------------------------------------------------

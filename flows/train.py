@@ -1,9 +1,10 @@
-"""The ``train`` flow: records → both architectures → evaluation on val scenes → promotion.
+"""The ``train`` flow: records → every architecture → evaluation on val scenes → promotion.
 
 ```
 raw/ ─ preprocess (skipped when records for the same inputs and options exist)
-     ─ train-model(unet) ┐   one flow run per architecture: locally a subflow, deployed a run of
-     ─ train-model(res…) ┘   the ``train-model`` deployment on the GPU work pool
+     ─ train-model(unet) ┐   one flow run per architecture (default: all of
+     ─ train-model(…)    ┘   ``models.registry.ARCHITECTURES``): locally a subflow, deployed a
+                             run of the ``train-model`` deployment on the GPU work pool
      ─ predict + evaluate each on the val scenes (and the promoted model, for a fair baseline)
      ─ promote the best if it beats the promoted model ─ markdown artifact + reports/<run>/report.md
 ```
@@ -103,7 +104,7 @@ def prepare_records(
     recorded = recorded_options(options)
     digest = fingerprint(inputs, recorded)
     previous = tasks.read_json(layout.fingerprint_file(dataset))
-    written = tasks.read_json(storage.join(records, MANIFEST_NAME))
+    written = tasks.read_json(storage.join(current_records(records), MANIFEST_NAME))
     if previous and previous.get("fingerprint") == digest and written is not None:
         logger.info(
             "records %s are up to date (%d input files): skipping preprocess", records, len(inputs)
@@ -116,6 +117,16 @@ def prepare_records(
         {"fingerprint": digest, "files": len(inputs), "options": recorded},
     )
     return manifest, True
+
+
+def current_records(records: str) -> str:
+    """The folder holding the dataset's manifest: its published version, or a legacy root."""
+    from pipelines.io import versions
+
+    try:
+        return versions.resolve(records)
+    except (FileNotFoundError, ValueError):
+        return records
 
 
 def _wait_for_runs(run_ids: dict[str, Any], poll_s: float = 10.0) -> dict[str, str]:
@@ -248,6 +259,9 @@ def train(
     }
     options = preprocess_options(preprocessing, input_uri=layout.raw, output_uri=records)
 
+    tasks.check_credentials([root])
+    # Drops that wait for training now; ones arriving while this run trains stay due.
+    due_at_start = list((tasks.read_json(layout.retrain_due) or {}).get("due") or [])
     manifest, preprocessed = prepare_records(layout, dataset, options, beam)
     metadata = train_all(configs, train_deployment)
 
@@ -330,8 +344,7 @@ def train(
     markdown = training_report(run, dataset, results, promotion)
     tasks.write_text(storage.join(report, "report.md"), markdown)
     create_markdown_artifact(markdown=markdown, key=ARTIFACT_KEY, description=f"training run {run}")
-    if storage.exists(layout.retrain_due):
-        tasks.write_json(layout.retrain_due, {"due": [], "cleared_by": run})
+    clear_due(layout, due_at_start, run)
     return {
         "run": run,
         "dataset": dataset,
@@ -352,6 +365,18 @@ def train(
         "promoted": promoted,
         "promoted_model": read_promoted(root),
     }
+
+
+def clear_due(layout: Layout, trained: list[dict[str, Any]], run: str) -> None:
+    """Remove the drops this run trained on from ``retrain-due.json``, and only those.
+
+    Re-read at the end: drops recorded while the run trained were not in its data, so they stay.
+    """
+    if not trained:
+        return
+    state = tasks.read_json(layout.retrain_due) or {}
+    left = [entry for entry in state.get("due") or [] if entry not in trained]
+    tasks.write_json(layout.retrain_due, {**state, "due": left, "cleared_by": run})
 
 
 def evaluate_promoted(

@@ -35,6 +35,8 @@ from flows.events import DROP_MARKER
 
 DEFAULT_ROOT = Path(".work") / "landcover"
 DEFAULT_PORT = 4200
+# The server has no authentication: it listens on loopback unless told otherwise (--host).
+DEFAULT_HOST = "127.0.0.1"
 READY_LINE = "landcover is up"
 
 
@@ -76,17 +78,24 @@ def prefect_executable() -> str:
     return str(candidate) if candidate.exists() else "prefect"
 
 
-def start_server(home: Path, port: int, log: IO[Any]) -> subprocess.Popen[bytes]:
-    command = [
+def server_command(port: int, host: str = DEFAULT_HOST) -> list[str]:
+    """``prefect server start`` on ``host`` (loopback by default: the API has no login)."""
+    return [
         prefect_executable(),
         "server",
         "start",
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--analytics-off",
     ]
+
+
+def start_server(
+    home: Path, port: int, log: IO[Any], host: str = DEFAULT_HOST
+) -> subprocess.Popen[bytes]:
+    command = server_command(port, host)
     return subprocess.Popen(
         command, env=child_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -187,6 +196,12 @@ def _parser() -> argparse.ArgumentParser:
         "--root", default=str(DEFAULT_ROOT), help="work folder: data, Prefect state, logs"
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="Prefect server port")
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address the Prefect server listens on (default: loopback only; the API has no "
+        "authentication, so 0.0.0.0 exposes it to the network)",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="start-up timeout, seconds")
     return parser
 
@@ -216,7 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     server_log = open(logs / "server.log", "ab")  # noqa: SIM115 - closed in finally
     try:
         print(f"starting the Prefect server on {ui_url} (log: {logs / 'server.log'}) …", flush=True)
-        server = start_server(home, args.port, server_log)
+        if args.host != DEFAULT_HOST:
+            print(f"warning: the Prefect API (no login) listens on {args.host}", file=sys.stderr)
+        server = start_server(home, args.port, server_log, args.host)
         procs.append(server)
         wait_until(lambda: server_healthy(api_url), args.timeout, "the Prefect server", procs)
         print("serving the deployments …", flush=True)

@@ -1,11 +1,13 @@
 """The segmentation architectures by name, the encoder helpers, and the local-file model loader.
 
-``build_model("unet" | "resnet50_unet", ...)`` resolves the builder through ``models.registry``
-(the one list of names) and returns a plain Keras 3 functional model: input ``(None, None, C)``
-float (the image after ``models.normalization.normalize_image``), output
+``build_model("unet" | "resnet50_unet" | "deeplabv3plus", ...)`` resolves the builder through
+``models.registry`` (the one list of names) and returns a plain Keras 3 functional model:
+input ``(None, None, C)`` float (the image after ``models.normalization.normalize_image``), output
 ``(None, None, num_classes)`` float32 softmax probabilities of the same height and width, for
 any height and width (see ``models.layers``). The architectures themselves live in
-``models.unet`` and ``models.resnet50_unet``.
+``models.unet``, ``models.resnet50_unet`` and ``models.deeplabv3plus``; the pretrainable
+ResNet50 encoder the last two share (ImageNet preprocessing inside, weights) in
+``models.encoders``.
 
 Importing this module registers every custom object of the project (the layers of
 ``models.layers``, the Dice loss and metric, the streaming mIoU metric) under
@@ -17,18 +19,24 @@ used by ``landcover evaluate``) must not pull in TensorFlow.
 
 from __future__ import annotations
 
+import json
+import os
+import zipfile
+import zlib
+
 import keras
 
 # Imported for their side effect: registering the layers, loss and metrics so load_model finds
 # them in a saved model.
-from models import keras_metrics, layers, losses  # noqa: F401
+from models import encoders, keras_metrics, layers, losses  # noqa: F401
+from models.encoders import ENCODER_NAME
 from models.registry import ARCHITECTURES, ENCODER_ARCHITECTURES, builder, check_architecture
-from models.resnet50_unet import ENCODER_NAME
 from pipelines.core.palette import NUM_CLASSES
 
 __all__ = [
     "ARCHITECTURES",
     "ENCODER_NAME",
+    "CorruptModelError",
     "build_model",
     "get_encoder",
     "load_model",
@@ -46,12 +54,15 @@ def build_model(
 ) -> keras.Model:
     """Build an architecture by name (``ARCHITECTURES``); an unknown name lists the valid ones.
 
-    ``base_filters`` is the width of U-Net's first stage (doubling per level) and of
+    ``base_filters`` is the width of U-Net's first stage (doubling per level), of
     ResNet50-U-Net's decoder (its stages are 4, 2, 1, 1/2, 1/4 times it, from /16 up to full
-    resolution); 64 reproduces the published widths, small values (4-16) suit CPU runs and tests.
+    resolution) and of DeepLabv3+'s head (ASPP and decoder 4x it, low-level projection 3/4 of
+    it); 64 reproduces the published widths, small values (4-16) suit CPU runs and tests.
     ``encoder_weights`` applies to the architectures with a pretrainable encoder only
-    (``ENCODER_ARCHITECTURES``): ``"none"`` (random init), ``"imagenet"`` (Keras's own
-    downloader, needs the internet) or a local weights file path.
+    (``ENCODER_ARCHITECTURES``): ``"none"`` (random init), ``"imagenet"`` (Keras's cache
+    ``$KERAS_HOME/models``, else a download that fails at once offline), or a local path or
+    ``gs://`` URI of a ResNet50 weights file (see ``models.encoders``). Those models take the
+    same [0, 1] RGB as the others: the encoder applies ImageNet's input convention itself.
     """
     check_architecture(name)
     if base_filters < 1:
@@ -92,16 +103,50 @@ def set_encoder_trainable(model: keras.Model, trainable: bool) -> None:
     encoder = get_encoder(model)
     if encoder is None:
         raise ValueError(
-            f"model {model.name!r} has no {ENCODER_NAME!r} layer to freeze; only resnet50_unet "
-            "has a pretrainable encoder"
+            f"model {model.name!r} has no {ENCODER_NAME!r} layer to freeze; only "
+            f"{', '.join(ENCODER_ARCHITECTURES)} have a pretrainable encoder"
         )
     encoder.trainable = trainable
 
 
-def load_model(path: str, *, compile: bool = False) -> keras.Model:
+class CorruptModelError(ValueError):
+    """A ``model.keras`` that exists but cannot be read: truncated, damaged or not a model."""
+
+
+# What Keras lets through from a damaged archive: the zip layer, the JSON config, the HDF5
+# weights (h5py raises OSError) and a missing member (KeyError).
+_DAMAGED_FILE_ERRORS = (
+    zipfile.BadZipFile,
+    json.JSONDecodeError,
+    EOFError,
+    OSError,
+    KeyError,
+    zlib.error,
+)
+
+
+def load_model(path: str, *, compile: bool = False, source: str | None = None) -> keras.Model:
     """Load a local ``model.keras`` written by training (``models.serving`` adds ``gs://``).
 
-    The custom objects are registered by this module's imports, so no ``custom_objects`` are
-    needed. ``compile=False`` by default: inference needs no optimizer or loss.
+    ``safe_mode=True``: a model file cannot run arbitrary code on load (no lambda
+    deserialization); the project's layers need none. The custom objects are registered by
+    this module's imports, so no ``custom_objects`` are needed. ``compile=False`` by default:
+    inference needs no optimizer or loss. A missing file raises ``FileNotFoundError``; a
+    truncated or damaged one :class:`CorruptModelError` "corrupt model file <source>: <reason>"
+    (Keras itself says "File not found" for a truncated archive). ``source`` is the URI to name
+    in messages (the original ``gs://`` one when ``path`` is a local copy).
     """
-    return keras.models.load_model(path, compile=compile)
+    source = source or path
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file not found: {source}")
+    if not zipfile.is_zipfile(path):
+        raise CorruptModelError(
+            f"corrupt model file {source}: not a complete .keras zip archive "
+            f"({os.path.getsize(path)} bytes; truncated, or not a model file)"
+        )
+    try:
+        return keras.models.load_model(path, compile=compile, safe_mode=True)
+    except _DAMAGED_FILE_ERRORS as err:
+        raise CorruptModelError(
+            f"corrupt model file {source}: {type(err).__name__}: {err}"
+        ) from err

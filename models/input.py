@@ -16,6 +16,10 @@ random rotation by k·90°, which reaches all 8 orientations with equal probabil
 imagery has no "up", so each is as plausible as the original; unlike arbitrary rotations or
 scaling they move pixels exactly (no interpolation), so class ids stay valid labels. Image and
 ids are stacked into one (H, W, 4) uint8 tensor and transformed together, so they cannot drift.
+Then, on the image only (``color_jitter`` j > 0): brightness ±j, contrast and saturation
+×[1 − j, 1 + j], each drawn per patch; scenes differ in sun angle, haze and sensor
+calibration, and the mask does not depend on any of it. (Scale jitter is not offered: resizing
+masks needs nearest-neighbour resampling that distorts thin classes at these resolutions.)
 
 Randomness is stateless: a patch's crop and orientation derive from the seed (the trainer
 changes it every epoch) and a 64-bit fingerprint of the patch itself. So they do not depend on
@@ -47,6 +51,7 @@ class InputConfig:
     batch_size: int = 8
     training: bool = True
     augment: bool = True
+    color_jitter: float = 0.0  # brightness ±j, contrast/saturation ×[1-j, 1+j]; with augment
     crop_size: int | None = None
     shuffle_buffer: int = 64
     repeat: bool = True
@@ -58,6 +63,8 @@ class InputConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0 <= self.color_jitter < 1:
+            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
         if self.crop_size is not None and self.crop_size < 1:
             raise ValueError(f"crop_size must be >= 1, got {self.crop_size}")
 
@@ -91,6 +98,18 @@ def random_crop(stacked: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
     size_h = tf.minimum(size, shape[0])
     size_w = tf.minimum(size, shape[1])
     return tf.image.stateless_random_crop(stacked, tf.stack([size_h, size_w, 4]), seed=seed)
+
+
+def color_jitter(image: tf.Tensor, strength: float, seed: tf.Tensor) -> tf.Tensor:
+    """uint8 RGB → uint8 RGB with random brightness, contrast and saturation (stateless)."""
+    import tensorflow as tf
+
+    seeds = tf.random.experimental.stateless_split(seed, num=3)
+    pixels = tf.cast(image, tf.float32) / 255.0
+    pixels = tf.image.stateless_random_brightness(pixels, strength, seed=seeds[0])
+    pixels = tf.image.stateless_random_contrast(pixels, 1 - strength, 1 + strength, seed=seeds[1])
+    pixels = tf.image.stateless_random_saturation(pixels, 1 - strength, 1 + strength, seed=seeds[2])
+    return tf.cast(tf.round(tf.clip_by_value(pixels, 0.0, 1.0) * 255.0), tf.uint8)
 
 
 def _output_side(side: int | None, crop_size: int | None) -> int | None:
@@ -134,7 +153,10 @@ def transform_fn(config: InputConfig):  # type: ignore[no-untyped-def]
         if height is not None and height == width:
             # Crops and quarter turns of a square keep its shape; say so for the static graph.
             stacked = tf.ensure_shape(stacked, [height, width, 4])
-        return unstack_pair(stacked)
+        image, ids = unstack_pair(stacked)
+        if config.augment and config.color_jitter > 0:
+            image = color_jitter(image, config.color_jitter, _element_seed(config, key, 3))
+        return image, ids
 
     return transform
 

@@ -1,4 +1,4 @@
-"""The building blocks both architectures share: size-fixing layers and conv blocks.
+"""The building blocks the architectures share: size-fixing layers and conv blocks.
 
 ``PadToMultiple`` and ``CropLike`` let any height and width through a stride-N network (612
 included, which no stride-32 network divides): the model reflect-pads its input to the next
@@ -78,10 +78,44 @@ class CropLike(layers.Layer):
         return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
 
 
-def conv_bn_relu(x: Any, filters: int, name: str) -> Any:
-    """3x3 conv (no bias: the batch norm right after has its own shift) + batch norm + ReLU."""
+@keras.saving.register_keras_serializable(package=KERAS_PACKAGE)
+class ResizeLike(layers.Layer):
+    """Resize ``inputs[0]`` to the height and width of ``inputs[1]`` (known only at run time).
+
+    DeepLab's image pooling (1x1 back to the feature map's size) and its decoder's upsampling
+    need sizes that depend on the input image, which ``UpSampling2D`` (a fixed factor) cannot
+    express for every size. From 1x1, bilinear resizing is a broadcast.
+    """
+
+    def __init__(self, interpolation: str = "bilinear", **kwargs):
+        super().__init__(**kwargs)
+        self.interpolation = interpolation
+
+    def call(self, inputs):
+        x, reference = inputs
+        shape = ops.shape(reference)
+        return ops.image.resize(x, (shape[1], shape[2]), interpolation=self.interpolation)
+
+    def compute_output_shape(self, input_shape):
+        x_shape, ref_shape = input_shape
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "interpolation": self.interpolation}
+
+
+def conv_bn_relu(
+    x: Any, filters: int, name: str, *, kernel_size: int = 3, dilation_rate: int = 1
+) -> Any:
+    """Conv (3x3 unless told; no bias: the batch norm right after has its own shift) + BN + ReLU."""
     x = layers.Conv2D(
-        filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal", name=name
+        filters,
+        kernel_size,
+        padding="same",
+        dilation_rate=dilation_rate,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
     )(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
@@ -93,12 +127,18 @@ def conv_block(x: Any, filters: int, name: str) -> Any:
     return conv_bn_relu(x, filters, f"{name}_conv2")
 
 
-def segmentation_head(x: Any, image: Any, num_classes: int) -> Any:
-    """1x1 conv to logits, crop back to the image's size, softmax.
+def segmentation_head(
+    x: Any, image: Any, num_classes: int, *, upsample_like: Any | None = None
+) -> Any:
+    """1x1 conv to logits, (bilinear upsampling to ``upsample_like``), crop to the image, softmax.
 
-    The crop comes before the softmax and the softmax is float32, so under a mixed_float16
-    policy the probabilities (and the Dice loss on them) stay in full precision.
+    ``upsample_like`` (the padded image) serves heads that end below full resolution
+    (DeepLab's stride 4): logits are upsampled rather than features, as in the paper, which is
+    cheaper (7 channels). The crop comes before the softmax and the softmax is float32, so under
+    a mixed_float16 policy the probabilities (and the Dice loss on them) stay in full precision.
     """
     logits = layers.Conv2D(num_classes, 1, name="logits")(x)
+    if upsample_like is not None:
+        logits = ResizeLike(name="upsample_logits")([logits, upsample_like])
     logits = CropLike(name="crop_to_input")([logits, image])
     return layers.Activation("softmax", dtype="float32", name="probabilities")(logits)

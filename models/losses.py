@@ -1,4 +1,5 @@
-"""Soft multi-class Dice loss and the Dice coefficient metric.
+"""The segmentation losses: soft multi-class Dice (the default), Dice + cross-entropy and
+focal + Dice, and the Dice coefficient metric.
 
 Definition (``y_true`` one-hot ``(B, H, W, C)``, ``y_pred`` softmax probabilities, same shape)::
 
@@ -27,6 +28,22 @@ intersection, so predicting ``unknown`` still costs, as in the challenge metric.
 Under ``tf.distribute``, a replica's ``DiceLoss`` is the Dice of its local batch only; to train
 on the global batch's Dice, all-reduce ``dice_sums`` and apply ``dice_from_sums`` (as the
 training step does).
+
+**Compound losses** (``--loss dice+ce`` / ``focal+dice``): ``loss = (1 - Dice) + CE`` where CE
+is the pixel-wise cross-entropy, class-weighted the usual way (PyTorch's ``weight=``)::
+
+    CE = sum_i w_{y_i} * ce_i / sum_i w_{y_i}      ce_i = -log p_i[y_i]
+    focal: ce_i = -(1 - p_i[y_i]) ** gamma * log p_i[y_i]      (Lin et al. 2017)
+
+Dice trains the per-class overlap directly but its gradient is weak for confident mistakes and
+noisy at the start; the pixel term gives every pixel a well-conditioned gradient (the usual
+DeepGlobe/remote-sensing recipe). Focal down-weights pixels already classified well, which
+keeps the abundant agriculture class from dominating. Like Dice, CE is a ratio of sums
+(:func:`cross_entropy_sums`), so a distributed step all-reduces two more floats.
+
+**Class weights** (``--class-weights auto``): :func:`median_frequency_weights` (Eigen & Fergus
+2015) from the manifest's per-class pixel counts: ``w_c = median(f) / f_c`` over the classes
+present, 0 for absent ones, so a class 10x rarer than the median weighs 10x more.
 """
 
 from __future__ import annotations
@@ -36,22 +53,44 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from models.loss_options import LOSSES, check_loss, median_frequency_weights, validated_weights
 from models.registry import KERAS_PACKAGE
 from pipelines.core.palette import ACTIVE_CLASSES, NUM_CLASSES, UNKNOWN
 
+__all__ = ["LOSSES", "median_frequency_weights"]  # re-exported: the loss options' one home
+EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1] before the log
 
-def _validated_weights(class_weights: Sequence[float] | None) -> tuple[float, ...] | None:
-    if class_weights is None:
-        return None
-    weights = tuple(float(w) for w in class_weights)
-    if len(weights) != NUM_CLASSES:
-        raise ValueError(
-            f"class_weights needs one weight per class in palette order ({NUM_CLASSES}), "
-            f"got {len(weights)}"
-        )
-    if min(weights) < 0 or sum(weights) <= 0:
-        raise ValueError(f"class_weights must be >= 0 and not all 0, got {weights}")
-    return weights
+
+def cross_entropy_sums(
+    y_true,
+    y_pred,
+    *,
+    class_weights: Sequence[float] | None = None,
+    ignore_unknown: bool = False,
+    focal_gamma: float = 0.0,
+):
+    """Sums over batch and pixels of the (class-weighted, optionally focal) cross-entropy and of
+    the pixels' weights: ``(sum_i w_{y_i} ce_i, sum_i w_{y_i})``, two float32 scalars.
+
+    Their ratio is the weighted mean CE; kept apart so a distributed step can all-reduce them.
+    ``ignore_unknown`` gives unknown-truth pixels weight 0.
+    """
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.clip(ops.cast(y_pred, "float32"), EPSILON, 1.0)
+    p_true = ops.sum(y_true * y_pred, axis=-1)
+    per_pixel = -ops.log(p_true)
+    if focal_gamma:
+        per_pixel = per_pixel * ops.power(1.0 - p_true, focal_gamma)
+    weights = list(validated_weights(class_weights) or (1.0,) * NUM_CLASSES)
+    if ignore_unknown:
+        weights[UNKNOWN] = 0.0
+    pixel_weight = ops.sum(y_true * ops.convert_to_tensor(weights, "float32"), axis=-1)
+    return ops.sum(per_pixel * pixel_weight), ops.sum(pixel_weight)
+
+
+def cross_entropy_from_sums(weighted_sum, weight_total):
+    """The weighted mean cross-entropy (0 when no pixel has weight)."""
+    return weighted_sum / ops.maximum(weight_total, EPSILON)
 
 
 def dice_sums(y_true, y_pred, ignore_unknown: bool = False):
@@ -87,7 +126,7 @@ def dice_from_sums(
     dropped to match the 6 sums.
     """
     per_class = (2.0 * intersection + smooth) / (total + smooth)
-    weights = _validated_weights(class_weights)
+    weights = validated_weights(class_weights)
     if weights is None:
         return ops.mean(per_class)
     if ignore_unknown:
@@ -141,7 +180,7 @@ class DiceLoss(keras.losses.Loss):
         if smooth <= 0:
             raise ValueError(f"smooth must be > 0 (it keeps absent classes finite), got {smooth}")
         self.smooth = float(smooth)
-        self.class_weights = _validated_weights(class_weights)
+        self.class_weights = validated_weights(class_weights)
         self.ignore_unknown = bool(ignore_unknown)
 
     def call(self, y_true, y_pred):
@@ -160,6 +199,38 @@ class DiceLoss(keras.losses.Loss):
             "class_weights": None if self.class_weights is None else list(self.class_weights),
             "ignore_unknown": self.ignore_unknown,
         }
+
+
+def segmentation_loss(
+    y_true,
+    y_pred,
+    *,
+    loss: str = "dice",
+    smooth: float = 1.0,
+    class_weights: Sequence[float] | None = None,
+    ignore_unknown: bool = False,
+    focal_gamma: float = 2.0,
+):
+    """The loss ``--loss`` names, on one batch: ``dice``, ``dice+ce`` or ``focal+dice``."""
+    check_loss(loss)
+    value = 1.0 - soft_dice(
+        y_true,
+        y_pred,
+        smooth=smooth,
+        class_weights=class_weights,
+        ignore_unknown=ignore_unknown,
+    )
+    if loss == "dice":
+        return value
+    gamma = focal_gamma if loss == "focal+dice" else 0.0
+    ce_sum, weight_total = cross_entropy_sums(
+        y_true,
+        y_pred,
+        class_weights=class_weights,
+        ignore_unknown=ignore_unknown,
+        focal_gamma=gamma,
+    )
+    return value + cross_entropy_from_sums(ce_sum, weight_total)
 
 
 @keras.saving.register_keras_serializable(package=KERAS_PACKAGE)

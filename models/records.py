@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.core.palette import NUM_CLASSES
 from pipelines.core.records import RecordFormat
 from pipelines.io.records import read_manifest, split_files
+from pipelines.io.tfio import register_filesystems
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -72,6 +73,7 @@ def make_dataset(
     manifest = read_manifest(records_uri)
     fmt = manifest.record_format
     files = split_files(records_uri, split)
+    register_filesystems(records_uri)  # s3://, az://, hdfs:// … through tensorflow-io
     if not files:
         raise FileNotFoundError(f"no {split} shards under {records_uri}")
     options = tf.data.Options()

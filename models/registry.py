@@ -19,10 +19,11 @@ KERAS_PACKAGE = "landcover"
 _BUILDERS: dict[str, str] = {
     "unet": "models.unet:build_unet",
     "resnet50_unet": "models.resnet50_unet:build_resnet50_unet",
+    "deeplabv3plus": "models.deeplabv3plus:build_deeplabv3plus",
 }
 ARCHITECTURES: tuple[str, ...] = tuple(_BUILDERS)
 # Architectures whose encoder is a pretrained backbone (freezing, ImageNet weights apply).
-ENCODER_ARCHITECTURES: tuple[str, ...] = ("resnet50_unet",)
+ENCODER_ARCHITECTURES: tuple[str, ...] = ("resnet50_unet", "deeplabv3plus")
 
 
 def check_architecture(name: str) -> str:

@@ -22,7 +22,9 @@ across replicas before they are checkpointed, validated with or saved.
 
 The sums and the Dice are ``models.losses.dice_sums`` / ``dice_from_sums``, the same
 functions ``DiceLoss`` uses; a test checks that one replica's step loss equals
-``DiceLoss()(y_true, y_pred)``.
+``DiceLoss()(y_true, y_pred)``. The compound losses (``dice+ce``, ``focal+dice``) add a
+pixel term that is a ratio of sums too (weighted CE sum / weight sum), all-reduced the same way,
+so every loss is the global batch's loss (``models.losses.segmentation_loss`` on one device).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from models.keras_metrics import confusion_counts
-from models.losses import dice_from_sums, dice_sums
+from models.losses import cross_entropy_from_sums, cross_entropy_sums, dice_from_sums, dice_sums
 
 if TYPE_CHECKING:
     import keras
@@ -41,11 +43,14 @@ BATCHNORM_STATISTICS: tuple[str, ...] = ("moving_mean", "moving_variance")
 
 
 @dataclass(frozen=True)
-class DiceSpec:
-    """The Dice loss's options (as in ``models.losses.DiceLoss``)."""
+class LossSpec:
+    """The training loss's options (as in ``models.losses.segmentation_loss``)."""
 
     smooth: float = 1.0
     ignore_unknown: bool = False
+    loss: str = "dice"
+    class_weights: tuple[float, ...] | None = None
+    focal_gamma: float = 2.0
 
 
 def _global(value: tf.Tensor) -> tf.Tensor:
@@ -56,26 +61,43 @@ def _global(value: tf.Tensor) -> tf.Tensor:
     return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
-def global_batch_dice_loss(y_true: tf.Tensor, y_pred: tf.Tensor, spec: DiceSpec) -> tf.Tensor:
-    """Inside ``strategy.run``: the Dice loss of the *global* batch, with local gradients.
+def _globalised(local: tf.Tensor) -> tf.Tensor:
+    """Value of the all-reduced sum, gradient of the local one (see the module docstring)."""
+    import tensorflow as tf
+
+    return local + tf.stop_gradient(_global(tf.stop_gradient(local)) - local)
+
+
+def global_batch_loss(y_true: tf.Tensor, y_pred: tf.Tensor, spec: LossSpec) -> tf.Tensor:
+    """Inside ``strategy.run``: the loss of the *global* batch, with local gradients.
 
     See the module docstring for why the surrogate gives the exact gradient.
     """
-    import tensorflow as tf
-
     intersection, total = dice_sums(y_true, y_pred, spec.ignore_unknown)
-    global_intersection = _global(tf.stop_gradient(intersection))
-    global_total = _global(tf.stop_gradient(total))
-    intersection = intersection + tf.stop_gradient(global_intersection - intersection)
-    total = total + tf.stop_gradient(global_total - total)
-    return 1.0 - dice_from_sums(intersection, total, smooth=spec.smooth)
+    loss = 1.0 - dice_from_sums(
+        _globalised(intersection),
+        _globalised(total),
+        smooth=spec.smooth,
+        class_weights=spec.class_weights,
+        ignore_unknown=spec.ignore_unknown,
+    )
+    if spec.loss == "dice":
+        return loss
+    ce_sum, weight_total = cross_entropy_sums(
+        y_true,
+        y_pred,
+        class_weights=spec.class_weights,
+        ignore_unknown=spec.ignore_unknown,
+        focal_gamma=spec.focal_gamma if spec.loss == "focal+dice" else 0.0,
+    )
+    return loss + cross_entropy_from_sums(_globalised(ce_sum), _globalised(weight_total))
 
 
 def make_train_step(
     strategy: tf.distribute.Strategy,
     model: keras.Model,
     optimizer: keras.optimizers.Optimizer,
-    spec: DiceSpec,
+    spec: LossSpec,
     *,
     jit_compile: bool = False,
 ) -> Any:
@@ -94,7 +116,7 @@ def make_train_step(
     def replica_step(images: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             probabilities = model(images, training=True)
-            loss = global_batch_dice_loss(masks, probabilities, spec)
+            loss = global_batch_loss(masks, probabilities, spec)
             scaled = optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(gradients, variables, strict=True))
@@ -113,7 +135,7 @@ def make_train_step(
     return train_step
 
 
-def make_eval_step(strategy: tf.distribute.Strategy, model: keras.Model, spec: DiceSpec) -> Any:
+def make_eval_step(strategy: tf.distribute.Strategy, model: keras.Model, spec: LossSpec) -> Any:
     """A ``tf.function(batch) → (I, S, confusion counts)``, each summed over all replicas.
 
     The counts are ``models.keras_metrics.confusion_counts`` (the metric's own), flat (49,).

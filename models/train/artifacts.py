@@ -72,14 +72,26 @@ def build_metadata(
     history: list[dict[str, Any]],
     resumed_from_step: list[int],
     steps: int,
+    best: dict[str, Any] | None = None,
+    early_stopped: bool = False,
+    class_weights: tuple[float, ...] | None = None,
+    data_version: str | None = None,
+    data_fingerprint: str | None = None,
     optimizer_iterations: int,
     wall_time_s: float,
 ) -> dict[str, Any]:
-    """The contents of ``metadata.json`` for a run that ended at global step ``steps``."""
+    """The contents of ``metadata.json`` for a run that ended at global step ``steps``.
+
+    The scores at the top level (``val_miou``, ``val_dice``, ``val_per_class_iou``) are those of
+    the published model: the ``best_epoch`` when one was chosen, else the last epoch.
+    """
     import keras
     import tensorflow as tf
 
-    last = history[-1] if history else {}
+    chosen_epoch = best["epoch"] if best else (history[-1]["epoch"] if history else None)
+    chosen = next((h for h in history if h["epoch"] == chosen_epoch), {})
+    if best and chosen.get("val_miou") != best.get("val_miou"):
+        chosen = {**chosen, "val_miou": best.get("val_miou")}  # the score its weights earned
     return {
         "metadata_version": METADATA_VERSION,
         "version": config.version or basename(config.output),
@@ -96,6 +108,8 @@ def build_metadata(
         "patches_seen": steps * global_batch,
         "data": config.data,
         "data_manifest": manifest.to_dict(),
+        "data_version": data_version,
+        "data_fingerprint": data_fingerprint,
         "input": {
             "normalization": describe_normalization(),
             "patch_size": manifest.patch_size,
@@ -104,15 +118,30 @@ def build_metadata(
             "class_names": list(CLASS_NAMES),
         },
         "loss": {
-            "name": "dice",
+            "name": config.loss,
             "smooth": config.dice_smooth,
             "ignore_unknown": config.ignore_unknown,
-            "distributed": "Dice of the global batch: per-class sums all-reduced (models.steps)",
+            "focal_gamma": config.focal_gamma if config.loss == "focal+dice" else None,
+            "class_weights": None if class_weights is None else list(class_weights),
+            "class_weights_option": config.class_weights,
+            "distributed": "loss of the global batch: per-class sums all-reduced (models.steps)",
+        },
+        "optimizer": {
+            "name": "AdamW",
+            "learning_rate": config.learning_rate,
+            "lr_schedule": config.lr_schedule,
+            "warmup_epochs": config.warmup_epochs,
+            "min_lr_fraction": config.min_lr_fraction,
+            "weight_decay": config.weight_decay,
         },
         "history": history,
-        "val_miou": last.get("val_miou"),
-        "val_dice": last.get("val_dice"),
-        "val_per_class_iou": last.get("val_per_class_iou"),
+        "selection": "best val mIoU over epochs (validation on whole patches)",
+        "best_epoch": chosen_epoch,
+        "epochs_run": len(history),
+        "early_stopped": early_stopped,
+        "val_miou": chosen.get("val_miou"),
+        "val_dice": chosen.get("val_dice"),
+        "val_per_class_iou": chosen.get("val_per_class_iou"),
         "resumed_from_step": resumed_from_step,
         "code_version": code_version(),
         "tensorflow_version": tf.__version__,

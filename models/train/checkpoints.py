@@ -8,6 +8,19 @@ and the steps earlier runs resumed from). :func:`epoch_position` turns the resto
 epoch into the number of batches of the interrupted epoch already trained on, which the loop
 skips (the same batches with ``--deterministic``).
 
+**Best weights.** The loop publishes the epoch with the best val mIoU, not the last: after an
+epoch that improves, :meth:`RunCheckpoints.save_best` writes the model's weights to
+``best-epoch-<N>`` beside the checkpoints, and the state records ``best`` (epoch, score,
+weights path) *before* the run's checkpoint is written, so a kill at any moment leaves a state
+whose best weights exist. Older ``best-epoch-*`` files are deleted only after that.
+
+**Resume only into the same run.** The state records the data fingerprint (dataset version +
+every shard's checksum, ``models.train.data_check``) and the config fingerprint (the options
+that change the weights, ``models.train.config.config_fingerprint_parts``), written before the
+first checkpoint. :func:`check_resume` refuses a restore whose fingerprints differ, naming
+what differs and ``--fresh`` (which deletes the old checkpoints first): training into an old
+model folder with other data must never "resume" an unrelated run.
+
 Only the chief writes real checkpoints; under multi-worker the other workers write to a
 throw-away local folder (saving takes part in collectives, so they must save too), deleted by
 :meth:`RunCheckpoints.close`. Files go through TensorFlow's own filesystem layer, which speaks
@@ -26,6 +39,55 @@ if TYPE_CHECKING:
     import keras
 
 STATE_FILE = "train_state.json"
+BEST_PREFIX = "best-epoch-"
+FRESH_FLAG = "--fresh"
+
+
+class ResumeRefusedError(ValueError):
+    """The checkpoint under OUTPUT belongs to another run (other data or other options)."""
+
+
+def check_resume(
+    state: dict[str, Any],
+    *,
+    checkpoint: str,
+    data_fingerprint: str,
+    data_parts: dict[str, Any],
+    config_fingerprint: str,
+    config_parts: dict[str, Any],
+) -> None:
+    """Refuse (ResumeRefusedError) unless the state's fingerprints equal this run's."""
+    fresh = f"pass {FRESH_FLAG} to discard it and start over, or train into a new --output"
+    if "data_fingerprint" not in state or "config_fingerprint" not in state:
+        raise ResumeRefusedError(
+            f"checkpoint {checkpoint} records no data/config fingerprint (written by an older "
+            f"version, or its state file is missing), so it cannot be resumed safely; {fresh}"
+        )
+    problems = []
+    if state["data_fingerprint"] != data_fingerprint:
+        old = state.get("data", {})
+        problems.append(
+            f"the data differs (checkpoint: version {old.get('version')!r}, "
+            f"{_shard_total(old)} records; now: version {data_parts.get('version')!r}, "
+            f"{_shard_total(data_parts)} records)"
+        )
+    if state["config_fingerprint"] != config_fingerprint:
+        old_config = state.get("config", {})
+        changed = sorted(
+            k
+            for k in set(old_config) | set(config_parts)
+            if old_config.get(k) != config_parts.get(k)
+        )
+        detail = ", ".join(f"{k}: {old_config.get(k)!r} → {config_parts.get(k)!r}" for k in changed)
+        problems.append(f"the training options differ ({detail or 'unknown fields'})")
+    if problems:
+        raise ResumeRefusedError(
+            f"refusing to resume from {checkpoint}: {'; '.join(problems)}; {fresh}"
+        )
+
+
+def _shard_total(parts: dict[str, Any]) -> int:
+    return sum(int(s[1]) for shards in parts.get("shards", {}).values() for s in shards)
 
 
 def epoch_position(step: int, epoch: int, steps_per_epoch: int) -> int:
@@ -88,11 +150,15 @@ class RunCheckpoints:
         checkpoint_root: str,
         is_chief: bool,
         keep: int,
+        fresh: bool = False,
     ) -> None:
         import tensorflow as tf
 
         self.root = checkpoint_root
         self.is_chief = is_chief
+        if fresh and is_chief and tf.io.gfile.exists(checkpoint_root):
+            tf.io.gfile.rmtree(checkpoint_root)  # --fresh: the old run's state goes first
+        self.model = model
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(
@@ -130,11 +196,40 @@ class RunCheckpoints:
         )
 
     def save(self, state: dict[str, Any]) -> str:
-        """Checkpoint at the current step; the chief also writes ``state`` beside it."""
+        """Checkpoint at the current step; the chief writes ``state`` beside it first."""
+        if self.is_chief:  # state first: what it names (best weights) already exists
+            write_state(self.root, state)
         path: str = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        return path
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        """Write the side state alone (the chief), e.g. the fingerprints before any checkpoint."""
         if self.is_chief:
             write_state(self.root, state)
+
+    def save_best(self, epoch: int) -> str:
+        """Write the model's weights as the best so far (epoch ``epoch``); returns the path."""
+        import tensorflow as tf
+
+        tf.io.gfile.makedirs(self.write_dir)
+        path: str = tf.train.Checkpoint(model=self.model).write(
+            f"{self.write_dir.rstrip('/')}/{BEST_PREFIX}{epoch}"
+        )
         return path
+
+    def restore_best(self, path: str) -> None:
+        """Load the best weights written by :meth:`save_best` into the model."""
+        import tensorflow as tf
+
+        tf.train.Checkpoint(model=self.model).read(path).assert_existing_objects_matched()
+
+    def prune_best(self, keep: str) -> None:
+        """Delete ``best-epoch-*`` files other than ``keep``'s (after the state points at it)."""
+        import tensorflow as tf
+
+        for name in tf.io.gfile.glob(f"{self.write_dir.rstrip('/')}/{BEST_PREFIX}*"):
+            if not name.startswith(f"{keep}."):
+                tf.io.gfile.remove(name)
 
     def close(self) -> None:
         """Delete a non-chief worker's throw-away checkpoints."""

@@ -12,21 +12,40 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from models.loss_options import LOSSES, parse_class_weights
 from models.strategy import STRATEGIES
-from models.train.config import ARCHS, TrainConfig
+from models.train.config import ARCHS, LR_SCHEDULES, PRESETS, TrainConfig
 
 
 def _optional_int(text: str) -> int | None:
     return None if text.lower() in ("none", "all", "0") else int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    defaults = TrainConfig(data="", output="")
+def _class_weights(text: str) -> str:
+    try:
+        parse_class_weights(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return text
+
+
+def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
+    """The flags; with ``preset``, its values are the defaults (explicit flags still win)."""
+    defaults = TrainConfig.from_preset(preset, data="", output="")
     parser = argparse.ArgumentParser(
         prog="landcover train",
-        description="Train unet | resnet50_unet with Dice loss on preprocessed TFRecords, under "
-        "a tf.distribute strategy; writes model.keras + metadata.json (+ checkpoints/, logs/) "
-        "to OUTPUT. Re-running with the same OUTPUT resumes from its last checkpoint.",
+        description="Train a segmentation model on preprocessed TFRecords under a "
+        "tf.distribute strategy; writes model.keras (the epoch with the best val mIoU) + "
+        "metadata.json (+ checkpoints/, logs/) to OUTPUT. Re-running with the same OUTPUT, data "
+        "and options resumes from its last checkpoint; other data or options are refused "
+        "(--fresh starts over).",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default=preset,
+        help="cpu: small crops and widths, float32; gpu: whole patches, full width, mixed "
+        "precision (see README). Explicit flags override it.",
     )
     parser.add_argument("--data", required=True, help="records folder of `landcover preprocess`")
     parser.add_argument("--output", required=True, help="model folder (local or gs://)")
@@ -46,8 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy)
-    parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
-    parser.add_argument("--jit", action="store_true", help="XLA-compile the training step")
+    parser.add_argument(
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.mixed_precision,
+        help="mixed_float16 policy",
+    )
+    parser.add_argument(
+        "--jit",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.jit,
+        help="XLA-compile the training step",
+    )
     parser.add_argument("--base-filters", type=int, default=defaults.base_filters)
     parser.add_argument(
         "--encoder-weights",
@@ -64,7 +93,52 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-steps", type=_optional_int, default=None, help="default: the whole val split"
     )
     parser.add_argument(
-        "--crop-size", type=_optional_int, default=None, help="train on random crops (CPU runs)"
+        "--crop-size",
+        type=_optional_int,
+        default=defaults.crop_size,
+        help="train on random crops (CPU runs); validation always uses whole patches",
+    )
+    recipe = parser.add_argument_group("recipe (README: Training recipe)")
+    recipe.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule)
+    recipe.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=defaults.warmup_epochs,
+        help="linear learning-rate warm-up before the decay",
+    )
+    recipe.add_argument(
+        "--min-lr-fraction",
+        type=float,
+        default=defaults.min_lr_fraction,
+        help="cosine/poly end at learning rate × this",
+    )
+    recipe.add_argument(
+        "--weight-decay", type=float, default=defaults.weight_decay, help="AdamW, decoupled"
+    )
+    recipe.add_argument("--loss", choices=LOSSES, default=defaults.loss)
+    recipe.add_argument("--focal-gamma", type=float, default=defaults.focal_gamma)
+    recipe.add_argument(
+        "--class-weights",
+        type=_class_weights,
+        default=defaults.class_weights,
+        help="none | auto (median frequency of the train pixels) | w1,…,w7 in palette order",
+    )
+    recipe.add_argument(
+        "--color-jitter",
+        type=float,
+        default=defaults.color_jitter,
+        help="brightness ±j, contrast/saturation ×[1-j, 1+j] (with augmentation); 0: off",
+    )
+    recipe.add_argument(
+        "--early-stopping-patience",
+        type=_optional_int,
+        default=defaults.early_stopping_patience,
+        help="stop after N epochs without a better val mIoU (default: never)",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard OUTPUT's checkpoints and start over (instead of resuming)",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
@@ -87,7 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(argv: Sequence[str]) -> TrainConfig:
-    args = vars(build_parser().parse_args(list(argv)))
+    """Parse twice: first for ``--preset`` (its values become the defaults), then everything."""
+    preset_parser = argparse.ArgumentParser(add_help=False)
+    preset_parser.add_argument("--preset", choices=tuple(PRESETS), default=None)
+    preset = preset_parser.parse_known_args(list(argv))[0].preset
+    args = vars(build_parser(preset).parse_args(list(argv)))
     return TrainConfig(**args)
 
 

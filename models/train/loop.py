@@ -1,4 +1,4 @@
-"""``landcover train``: Dice-loss training of ``unet`` | ``resnet50_unet`` under tf.distribute.
+"""``landcover train``: segmentation training (the recipe of ``TrainConfig``) under tf.distribute.
 
 Python API (what the Prefect flows call)::
 
@@ -9,19 +9,24 @@ Python API (what the Prefect flows call)::
 One custom loop (``models.steps``) serves every strategy (``models.strategy``), because Keras 3's
 ``fit`` does not run under ``MultiWorkerMirroredStrategy``. A run:
 
-1. picks the strategy; the global batch is ``batch_size`` (per replica) × replicas;
-2. builds the model and optimizer in the strategy's scope (the optimizer is built on *all*
+1. picks the strategy; the global batch is ``batch_size`` (per replica) × replicas; reads and
+   hashes every shard against the manifest (``models.train.data_check``), naming a bad one;
+2. builds the model and the optimizer (AdamW on the warm-up + decay schedule of
+   ``models.train.schedule``) in the strategy's scope (the optimizer is built on *all*
    variables before an encoder freeze, so it can go on after the unfreeze);
-3. restores the latest checkpoint under ``OUTPUT/checkpoints`` if there is one: step, epoch,
-   weights and optimizer state (Adam moments, loss scale), then skips the batches of the
-   interrupted epoch that were already trained on (exactly the same batches with
-   ``--deterministic``; see ``models.input``);
+3. restores the latest checkpoint under ``OUTPUT/checkpoints`` if there is one, *only* when its
+   data and config fingerprints match this run's (else a refusal naming ``--fresh``): step,
+   epoch, weights and optimizer state (moments, loss scale), the best epoch so far, then skips
+   the batches of the interrupted epoch that were already trained on (exactly the same batches
+   with ``--deterministic``; see ``models.input``);
 4. trains, logging step, loss and patches/s every ``log_every`` steps and writing TensorBoard
    scalars under ``OUTPUT/logs``; checkpoints every ``checkpoint_every`` steps and at each
    epoch end; validates each epoch (val Dice and the DeepGlobe mIoU of ``pipelines.core.metrics``);
 5. stops with :class:`NonFiniteLossError` (exit status 3) the moment a loss is NaN or infinite,
    before that step is checkpointed, so the last checkpoint stays usable;
-6. writes ``model.keras`` and ``metadata.json`` to ``OUTPUT`` (the chief only; under
+6. keeps the weights of the epoch with the best val mIoU aside (``models.train.selection``;
+   early stopping with ``early_stopping_patience``) and publishes *those*;
+7. writes ``model.keras`` and ``metadata.json`` to ``OUTPUT`` (the chief only; under
    multi-worker the other workers save to a temporary folder and delete it, as TF recommends,
    because saving may take part in collectives).
 
@@ -46,13 +51,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.input import InputConfig, make_input
-from models.steps import DiceSpec
+from models.loss_options import median_frequency_weights, parse_class_weights
+from models.steps import LossSpec
 from models.strategy import parse_tf_config
-from models.train import artifacts
-from models.train.checkpoints import RunCheckpoints, epoch_position
-from models.train.config import TrainConfig, default_steps_per_epoch
+from models.train import artifacts, selection
+from models.train.checkpoints import RunCheckpoints, check_resume, epoch_position
+from models.train.config import TrainConfig, config_fingerprint_parts, default_steps_per_epoch
+from models.train.data_check import DataCheck, check_training_data
 from pipelines.core.manifest import Manifest
 from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES, NUM_CLASSES
+from pipelines.core.provenance import fingerprint
 from pipelines.io import records, storage
 
 if TYPE_CHECKING:
@@ -90,9 +98,38 @@ class TrainRun:
     global_batch: int
     steps_per_epoch: int
     manifest: Manifest
+    data: DataCheck
+    class_weights: tuple[float, ...] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from_step: list[int] = field(default_factory=list)
     last_checkpoint: str | None = None
+    best: dict[str, Any] | None = None  # {"epoch", "val_miou", "weights"} of the best epoch
+    early_stopped: bool = False
+
+    @property
+    def config_parts(self) -> dict[str, Any]:
+        return config_fingerprint_parts(self.config)
+
+    def state(self) -> dict[str, Any]:
+        """``train_state.json``: what a resume needs besides the checkpoint, and its identity."""
+        return {
+            "history": self.history,
+            "resumed_from_step": self.resumed_from_step,
+            "best": self.best,
+            "early_stopped": self.early_stopped,
+            "data_fingerprint": self.data.fingerprint,
+            "data": self.data.fingerprint_parts(),
+            "config_fingerprint": fingerprint(self.config_parts),
+            "config": self.config_parts,
+        }
+
+
+def resolve_class_weights(config: TrainConfig, manifest: Manifest) -> tuple[float, ...] | None:
+    """``--class-weights`` as numbers: ``auto`` → median frequency of the train split's pixels."""
+    parsed = parse_class_weights(config.class_weights)
+    if parsed == "auto":
+        return median_frequency_weights(manifest.class_pixels_by_split["train"])
+    return parsed if isinstance(parsed, tuple) else None
 
 
 def val_metrics(
@@ -102,7 +139,7 @@ def val_metrics(
     from models.losses import dice_from_sums
     from pipelines.core import metrics
 
-    dice = float(dice_from_sums(intersection, total, smooth=smooth))
+    dice = float(dice_from_sums(intersection, total, smooth=smooth))  # unweighted: comparable
     iou = metrics.iou_from_confusion(cm)
     hard_dice = metrics.dice_from_confusion(cm)
 
@@ -116,6 +153,7 @@ def val_metrics(
         "val_pixel_accuracy": clean(metrics.pixel_accuracy(cm)),
         "val_per_class_iou": {CLASS_NAMES[c]: clean(iou[c]) for c in ACTIVE_CLASSES},
         "val_per_class_dice": {CLASS_NAMES[c]: clean(hard_dice[c]) for c in ACTIVE_CLASSES},
+        "val_confusion": np.asarray(cm, np.int64).tolist(),  # truth rows × predicted columns
     }
 
 
@@ -151,10 +189,25 @@ def _op_determinism(enabled: bool) -> Iterator[None]:
             tf_config.disable_op_determinism()
 
 
-def _make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+def _make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """AdamW on the warm-up + decay schedule of ``models.train.schedule``.
+
+    Weight decay skips biases and batch-norm scales/offsets (decaying them only fights the
+    normalisation; the usual practice).
+    """
     import keras
 
-    optimizer = keras.optimizers.Adam(config.learning_rate)
+    from models.train.schedule import WarmupDecay
+
+    schedule = WarmupDecay(
+        peak=config.learning_rate,
+        schedule=config.lr_schedule,
+        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
+        total_steps=config.epochs * steps_per_epoch,
+        min_lr_fraction=config.min_lr_fraction,
+    )
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     if config.mixed_precision:
         # Dynamic loss scaling: float16 gradients would underflow; overflowing steps are skipped.
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -170,19 +223,20 @@ def _input(run: TrainRun, split: str, epoch: int) -> tf.data.Dataset:
         batch_size=run.global_batch,
         training=training,
         augment=config.augment and training,
-        crop_size=config.crop_size if training else None,
+        color_jitter=config.color_jitter if training else 0.0,
+        crop_size=config.crop_size if training else None,  # validation: whole patches
         shuffle_buffer=config.shuffle_buffer,
         repeat=training,
         deterministic=config.deterministic,
         seed=config.seed * 1000 + epoch,
     )
-    return make_input(config.data, split, input_config, num_workers=cluster.num_workers)
+    return make_input(run.data.folder, split, input_config, num_workers=cluster.num_workers)
 
 
 def _validate(run: TrainRun, eval_step: Any) -> dict[str, Any]:
     config = run.config
-    if not records.split_files(config.data, "val"):
-        LOG.warning("no val shards under %s: skipping validation", config.data)
+    if not records.split_files(run.data.folder, "val"):
+        LOG.warning("no val shards under %s: skipping validation", run.data.folder)
         return {}
     dataset = _input(run, "val", 0)
     if run.strategy_name == "tpu":  # TPUs need static shapes: drop the last partial batch
@@ -224,7 +278,8 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     from models import architectures
 
     keras.utils.set_random_seed(config.seed)
-    manifest = records.read_manifest(config.data)
+    data = check_training_data(config.data)  # every shard read and hashed before any step
+    manifest = data.manifest
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size * replicas
     run = TrainRun(
@@ -236,7 +291,14 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         global_batch=global_batch,
         steps_per_epoch=config.steps_per_epoch or default_steps_per_epoch(manifest, global_batch),
         manifest=manifest,
+        data=data,
+        class_weights=resolve_class_weights(config, manifest),
     )
+    if run.class_weights is not None:
+        LOG.info(
+            "class weights: %s",
+            ", ".join(f"{n} {w:.3g}" for n, w in zip(CLASS_NAMES, run.class_weights, strict=True)),
+        )
     jit = config.jit
     if jit and strategy_name == "tpu":
         jit = False  # TPU steps are XLA-compiled anyway
@@ -262,7 +324,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         model = architectures.build_model(
             config.arch, base_filters=config.base_filters, encoder_weights=encoder_weights
         )
-        optimizer = _make_optimizer(config)
+        optimizer = _make_optimizer(config, run.steps_per_epoch)
         optimizer.build(model.trainable_variables)  # all of them, before any freeze
     checkpoints = RunCheckpoints(
         model,
@@ -270,11 +332,22 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         checkpoint_root=config.checkpoint_root,
         is_chief=run.is_chief,
         keep=config.keep_checkpoints,
+        fresh=config.fresh,
     )
     try:
         restored = checkpoints.restore_latest()
         if restored:
             state = restored.state
+            check_resume(
+                state,
+                checkpoint=restored.checkpoint,
+                data_fingerprint=data.fingerprint,
+                data_parts=data.fingerprint_parts(),
+                config_fingerprint=fingerprint(run.config_parts),
+                config_parts=run.config_parts,
+            )
+            run.best = state.get("best")
+            run.early_stopped = bool(state.get("early_stopped", False))
             run.resumed_from_step = [*state.get("resumed_from_step", []), restored.step]
             run.history = [h for h in state.get("history", []) if h["epoch"] <= restored.epoch]
             run.last_checkpoint = restored.checkpoint
@@ -285,6 +358,8 @@ def _train(config: TrainConfig) -> dict[str, Any]:
                 restored.epoch + 1,
                 epoch_position(restored.step, restored.epoch, run.steps_per_epoch),
             )
+        else:  # the run's identity is on record before its first checkpoint can exist
+            checkpoints.write_state(run.state())
         return _run_epochs(run, model, optimizer, checkpoints, started, jit)
     finally:
         checkpoints.close()
@@ -309,7 +384,13 @@ def _run_epochs(
         writer = tf.summary.create_file_writer(config.log_root)
     else:
         writer = tf.summary.create_noop_writer()
-    spec = DiceSpec(smooth=config.dice_smooth, ignore_unknown=config.ignore_unknown)
+    spec = LossSpec(
+        smooth=config.dice_smooth,
+        ignore_unknown=config.ignore_unknown,
+        loss=config.loss,
+        class_weights=run.class_weights,
+        focal_gamma=config.focal_gamma,
+    )
     sync_batchnorm = make_sync_batchnorm(strategy, model)
     eval_step = make_eval_step(strategy, model, spec)
     has_encoder = architectures.get_encoder(model) is not None
@@ -319,9 +400,7 @@ def _run_epochs(
 
     def save_checkpoint() -> None:
         sync_batchnorm()
-        path = checkpoints.save(
-            {"history": run.history, "resumed_from_step": run.resumed_from_step}
-        )
+        path = checkpoints.save(run.state())
         if run.is_chief:
             run.last_checkpoint = path
             LOG.info("checkpoint %s", path)
@@ -329,6 +408,14 @@ def _run_epochs(
     try:
         with writer.as_default():
             for epoch in range(int(epoch_var.numpy()), config.epochs):
+                if selection.should_stop(run.history, config.early_stopping_patience):
+                    run.early_stopped = True
+                    LOG.info(
+                        "early stopping: no better val mIoU for %d epochs (best: epoch %s)",
+                        selection.epochs_without_improvement(run.history),
+                        (run.best or {}).get("epoch"),
+                    )
+                    break
                 wanted = not (has_encoder and epoch < config.freeze_encoder_epochs)
                 if has_encoder and wanted != encoder_trainable:
                     architectures.set_encoder_trainable(model, wanted)
@@ -344,13 +431,30 @@ def _run_epochs(
                 entry["encoder_trainable"] = encoder_trainable
                 run.history = [h for h in run.history if h["epoch"] != epoch + 1] + [entry]
                 _log_epoch(entry, int(step_var.numpy()))
+                improved = selection.improves(entry, run.best)
+                if improved:
+                    run.best = {
+                        "epoch": epoch + 1,
+                        "val_miou": entry["val_miou"],
+                        "weights": checkpoints.save_best(epoch + 1),
+                    }
+                    LOG.info(
+                        "epoch %d is the best so far (val mIoU %.4f)", epoch + 1, entry["val_miou"]
+                    )
                 epoch_var.assign(epoch + 1)
                 save_checkpoint()
+                if improved and run.best is not None:
+                    checkpoints.prune_best(run.best["weights"])
                 writer.flush()
         if has_encoder:
             architectures.set_encoder_trainable(model, True)
         sync_batchnorm()
         steps = int(step_var.numpy())
+        if run.best is not None:  # publish the best epoch; the last stays in the checkpoints
+            checkpoints.restore_best(run.best["weights"])
+            LOG.info(
+                "publishing epoch %d (best val mIoU %.4f)", run.best["epoch"], run.best["val_miou"]
+            )
         metadata = artifacts.build_metadata(
             config,
             strategy=run.strategy_name,
@@ -360,6 +464,11 @@ def _run_epochs(
             steps_per_epoch=run.steps_per_epoch,
             manifest=run.manifest,
             history=run.history,
+            best=run.best,
+            early_stopped=run.early_stopped,
+            class_weights=run.class_weights,
+            data_version=run.data.version,
+            data_fingerprint=run.data.fingerprint,
             resumed_from_step=run.resumed_from_step,
             steps=steps,
             optimizer_iterations=int(optimizer.iterations.numpy()),

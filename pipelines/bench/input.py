@@ -27,7 +27,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipelines.core.palette import BINARIZE_THRESHOLD, CLASS_COLORS, NUM_CLASSES, UNKNOWN
-from pipelines.io import storage
 
 
 def seed_style_batch(
@@ -37,6 +36,8 @@ def seed_style_batch(
     import io
 
     from PIL import Image
+
+    from pipelines.io import storage  # Beam: only when running
 
     images, masks = [], []
     for scene_index in sorted({scene for scene, _, _ in picks}):
@@ -66,6 +67,8 @@ def bench_seed_style(
     import io
 
     from PIL import Image
+
+    from pipelines.io import storage  # Beam: only when running
 
     image_uris = storage.match(storage.join(scenes_uri, "*_sat.jpg"))
     scenes = [(uri, uri[: -len("_sat.jpg")] + "_mask.png") for uri in image_uris]

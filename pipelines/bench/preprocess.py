@@ -36,9 +36,7 @@ from typing import TYPE_CHECKING
 
 from pipelines.core import naming
 from pipelines.core.records import CODECS, COMPRESSIONS, SPLITS, RecordFormat
-from pipelines.io import storage
 from pipelines.io.imaging import decode_image_bytes, decode_mask_bytes
-from pipelines.io.records import split_files
 
 if TYPE_CHECKING:
     from pipelines.core.manifest import Manifest
@@ -60,6 +58,8 @@ class FormatResult:
 
 
 def _scene_ids(input_uri: str) -> list[str]:
+    from pipelines.io import storage  # Beam: only when running
+
     images = storage.match(storage.join(input_uri, f"*{naming.LABELED_IMAGE_SUFFIX}"))
     ids = [i for uri in images if (i := naming.labeled_image_id_of(uri)) is not None]
     return [i for i in ids if storage.exists(storage.join(input_uri, naming.mask_name(i)))]
@@ -67,6 +67,8 @@ def _scene_ids(input_uri: str) -> list[str]:
 
 def stage_scenes(input_uri: str, folder: str, n: int) -> list[tuple[str, str]]:
     """Copy n scenes (cycling, renamed when repeated) into ``folder``; returns their file pairs."""
+    from pipelines.io import storage
+
     ids = _scene_ids(input_uri)
     if not ids:
         raise FileNotFoundError(f"no scene pairs under {input_uri}")
@@ -150,6 +152,8 @@ def inprocess(
 
 
 def _shard_bytes(records_uri: str) -> int:
+    from pipelines.io.records import split_files
+
     return sum(os.path.getsize(f) for split in SPLITS for f in split_files(records_uri, split))
 
 

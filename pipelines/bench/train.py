@@ -1,10 +1,11 @@
 """``landcover bench train``: training patches/s and ms/step of both architectures at 612×612.
 
 Times the real training step (``models.steps.make_train_step``: forward, global-batch Dice
-loss, gradients, Adam update) under the default strategy, fed from memory so that only the
-model is measured (``landcover bench input`` measures the input). Warm-up steps, which include
-tracing, are excluded. Defaults keep it to a few minutes on a 2-core CPU: batch 2 and 16 base
-filters (U-Net widths 16…256; ResNet50 encoder at its fixed widths, decoder 64…4).
+loss, gradients, AdamW update as the trainer makes it) under the default strategy, fed from
+memory so that only the model is measured (``landcover bench input`` measures the input).
+Warm-up steps, which include tracing, are excluded. Defaults keep it to a few minutes on a
+2-core CPU: batch 2 and 16 base filters (U-Net widths 16…256; ResNet50 encoder at its fixed
+widths, decoder 64…4).
 """
 
 from __future__ import annotations
@@ -52,12 +53,13 @@ def bench_arch(
     import tensorflow as tf
 
     from models.architectures import build_model
-    from models.steps import DiceSpec, make_train_step
+    from models.steps import LossSpec, make_train_step
 
     keras.utils.set_random_seed(seed)
     strategy = tf.distribute.get_strategy()
     model = build_model(arch, base_filters=base_filters)
-    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer = keras.optimizers.AdamW(1e-3, weight_decay=1e-4)  # as models.train.loop
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     optimizer.build(model.trainable_variables)
     rng = np.random.default_rng(seed)
     images = rng.random((batch_size, size, size, 3), dtype=np.float32)
@@ -65,7 +67,7 @@ def bench_arch(
         rng.integers(0, NUM_CLASSES, (batch_size, size, size))
     ]
     iterator = iter(tf.data.Dataset.from_tensors((images, masks)).repeat())
-    step = make_train_step(strategy, model, optimizer, DiceSpec(), jit_compile=jit)
+    step = make_train_step(strategy, model, optimizer, LossSpec(), jit_compile=jit)
     started = time.perf_counter()
     for _ in range(warmup):
         float(step(iterator))

@@ -5,6 +5,10 @@ always written (readers of older tools keep working), and :meth:`Manifest.from_d
 manifest that lacks any of them, naming what is missing, so a reader never guesses at a default
 (a missing ``scene_ids`` once meant "re-derive the split", which bad input could have changed).
 
+``shards`` (added later, so optional on read: older manifests lack it) records each shard's
+record count, size and sha256, counted after the shard was written: training verifies every
+shard against it before its first step (``pipelines.io.records.verify_shards``).
+
 Pure: the file itself is read and written by ``pipelines.io.records.read_manifest`` /
 ``write_manifest``.
 """
@@ -32,11 +36,38 @@ MANIFEST_KEYS: tuple[str, ...] = (
     "errors",
     "record_format",
     "files",
+    "shards",
     "options",
     "created_at",
 )
+# Keys a manifest may lack (written before they existed); readers then know less, never guess.
+OPTIONAL_KEYS: tuple[str, ...] = ("shards",)
 # The keys of the per-split mappings (scenes, patches, scene_ids, class_pixels_by_split).
 _PER_SPLIT = ("scenes", "patches", "scene_ids", "class_pixels_by_split")
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One written shard as counted after the write: what a reader verifies it against."""
+
+    records: int
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "size": self.size, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, data: Any, name: str = "") -> ShardInfo:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"manifest shards[{name!r}] must be an object")
+        try:
+            records, size, sha = int(data["records"]), int(data["size"]), str(data["sha256"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"manifest shards[{name!r}] is incomplete: {error}") from None
+        if records < 0 or size < 0 or len(sha) != 64:
+            raise ValueError(f"manifest shards[{name!r}] has invalid values: {dict(data)}")
+        return cls(records, size, sha)
 
 
 def utc_timestamp() -> str:
@@ -69,6 +100,7 @@ class Manifest:
     class_pixels_by_split: dict[str, dict[str, int]]
     errors: int
     files: dict[str, tuple[str, ...]]  # base names of the shard and error files, sorted
+    shards: dict[str, ShardInfo] = field(default_factory=dict)  # by shard base name
     options: dict[str, Any] = field(default_factory=dict)  # as the run recorded them
     created_at: str = ""  # ISO 8601, UTC
     schema_version: int = SCHEMA_VERSION
@@ -86,16 +118,36 @@ class Manifest:
         class_pixels_by_split: Mapping[str, Sequence[int]] | None = None,
         errors: int = 0,
         files: Mapping[str, Iterable[str]] | None = None,
+        shards: Mapping[str, ShardInfo] | None = None,
         options: Mapping[str, Any] | None = None,
         created_at: str | None = None,
     ) -> Manifest:
         """A manifest from what a run counted: the derived fields (scene counts, overall class
         pixels) are computed here, once. Pixel counts come in palette order; file URIs may be
-        full (only their base names are kept)."""
+        full (only their base names are kept).
+
+        When ``shards`` are given (keyed by URI or base name), every split's listed shards must
+        be among them and their record counts must add up to the split's patches: ValueError
+        otherwise, so a manifest never vouches for shards that do not hold what it says.
+        """
         ids = {s: tuple(sorted(scene_ids.get(s, ()))) for s in SPLITS}
         by_split = {
             s: named_counts((class_pixels_by_split or {}).get(s, [0] * NUM_CLASSES)) for s in SPLITS
         }
+        names = {k: tuple(sorted(map(basename, uris))) for k, uris in (files or {}).items()}
+        shard_infos = {basename(uri): info for uri, info in (shards or {}).items()}
+        if shards is not None:
+            for split in SPLITS:
+                listed = names.get(split, ())
+                unknown = [n for n in listed if n not in shard_infos]
+                if unknown:
+                    raise ValueError(f"no record count for {split} shard(s) {unknown}")
+                counted = sum(shard_infos[n].records for n in listed)
+                if counted != int(patches.get(split, 0)):
+                    raise ValueError(
+                        f"{split} shards hold {counted} records but {patches.get(split, 0)} "
+                        "patches were written"
+                    )
         return cls(
             patch_size=int(patch_size),
             record_format=record_format,
@@ -105,7 +157,8 @@ class Manifest:
             class_pixels={n: sum(by_split[s][n] for s in SPLITS) for n in CLASS_NAMES},
             class_pixels_by_split=by_split,
             errors=int(errors),
-            files={k: tuple(sorted(map(basename, uris))) for k, uris in (files or {}).items()},
+            files=names,
+            shards=dict(sorted(shard_infos.items())),
             options=dict(options or {}),
             created_at=utc_timestamp() if created_at is None else created_at,
         )
@@ -154,6 +207,7 @@ class Manifest:
             "errors": self.errors,
             "record_format": self.record_format.to_dict(),
             "files": {k: list(names) for k, names in self.files.items()},
+            "shards": {name: info.to_dict() for name, info in self.shards.items()},
             "options": dict(self.options),
             "created_at": self.created_at,
         }
@@ -163,7 +217,7 @@ class Manifest:
         """Parse and check a ``manifest.json`` object; ValueError names what is missing/wrong."""
         if not isinstance(data, Mapping):
             raise ValueError(f"a manifest is a JSON object, got {type(data).__name__}")
-        missing = [key for key in MANIFEST_KEYS if key not in data]
+        missing = [key for key in MANIFEST_KEYS if key not in data and key not in OPTIONAL_KEYS]
         if missing:
             raise ValueError(
                 f"the manifest lacks {', '.join(missing)} (written by an older preprocess?): "
@@ -199,9 +253,16 @@ class Manifest:
             errors=int(data["errors"]),
             record_format=record_format,
             files={str(k): tuple(str(n) for n in v) for k, v in data["files"].items()},
+            shards=_shards(data.get("shards", {})),
             options=dict(data["options"]),
             created_at=str(data["created_at"]),
         )
+
+
+def _shards(data: Any) -> dict[str, ShardInfo]:
+    if not isinstance(data, Mapping):
+        raise ValueError("manifest shards must be an object keyed by shard name")
+    return {str(name): ShardInfo.from_dict(info, str(name)) for name, info in data.items()}
 
 
 def _known_split(split: str) -> str:

@@ -2,13 +2,24 @@
 
 Every stage that finds, pairs or writes scene files (preprocess, predict, evaluate, the flows,
 synth) asks this module, so a new accepted image type or output name is a one-line change.
+
+**One matching rule**: a suffix matches whatever its case (``1_SAT.JPG``, ``1_Mask.TIF``), in
+every stage; the scene id keeps its own spelling. Stages list a folder and filter with these
+functions rather than glob on a suffix, because globs are case-sensitive on GCS and Linux.
 """
 
 from __future__ import annotations
 
-# The labeled training format, exactly as DeepGlobe ships it.
+# The labeled training format, exactly as DeepGlobe ships it (and the names we write).
 LABELED_IMAGE_SUFFIX = "_sat.jpg"
 MASK_SUFFIX = "_mask.png"
+# Labeled images and label masks preprocessing pairs: DeepGlobe's, and GeoTIFF training pairs
+# (``{id}_sat.tif`` + ``{id}_mask.tif``, a label raster of class ids). Any image pairs with
+# any mask of the same id.
+LABELED_IMAGE_SUFFIXES: tuple[str, ...] = (LABELED_IMAGE_SUFFIX, "_sat.tif", "_sat.tiff")
+LABEL_MASK_SUFFIXES: tuple[str, ...] = (MASK_SUFFIX, "_mask.tif", "_mask.tiff")
+# File extensions of (Geo)TIFF rasters.
+TIFF_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff")
 # Images inference accepts, in the order that wins when one id has several files.
 SCENE_IMAGE_SUFFIXES: tuple[str, ...] = (
     "_sat.jpg",
@@ -55,16 +66,19 @@ def scene_id_of(uri: str) -> str | None:
 
 
 def labeled_image_id_of(uri: str) -> str | None:
-    """``…/123_sat.jpg`` → ``123``: exactly the name preprocessing pairs with a mask.
-
-    Case-sensitive, like the ``*_sat.jpg`` glob preprocessing matches with.
-    """
-    return _strip(uri, (LABELED_IMAGE_SUFFIX,), any_case=False)
+    """``…/123_sat.jpg`` or ``…/123_sat.tif`` → ``123``: the images preprocessing pairs with a
+    mask (any case: ``.JPG`` too); None otherwise."""
+    return _strip(uri, LABELED_IMAGE_SUFFIXES, any_case=True)
 
 
 def mask_id_of(uri: str) -> str | None:
-    """``…/123_mask.png`` → ``123`` (case-sensitive, as masks are matched); None otherwise."""
-    return _strip(uri, (MASK_SUFFIX,), any_case=False)
+    """``…/123_mask.png`` or ``…/123_mask.tif`` → ``123`` (any case); None otherwise."""
+    return _strip(uri, LABEL_MASK_SUFFIXES, any_case=True)
+
+
+def is_tiff(uri: str) -> bool:
+    """True for a ``.tif``/``.tiff`` name (any case)."""
+    return basename(uri).lower().endswith(TIFF_EXTENSIONS)
 
 
 def scene_rank(uri: str) -> int:

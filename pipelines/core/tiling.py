@@ -13,8 +13,17 @@ import numpy as np
 
 # The one set of tiling defaults: training patches (preprocess) and inference tiles (predict).
 PATCH_SIZE = 612
+# Inference tile, chosen by ``landcover bench predict`` (README, Predict): the forward pass's
+# memory grows with the pixels of a batch (batch × tile²), its time with the model pixels per
+# scene pixel: 1.56 for 612/64 on a 2448² scene, 1.57 for 1024/64, 1.09 for 1280/64 (16384²:
+# 1.26, 1.13, 1.20). At the default width one 1280² tile alone peaks at 3.4 GB RSS, over the
+# 2.5 GB bound, so 1280/64 is out; 1024/64 saves nothing at 2448². 612/64 stays; its batch of
+# 4 peaks at 3.2 GB, of 2 at 2.0 GB and of 1 at 1.35 GB (0.66 GB of it the interpreter with
+# TensorFlow); with the streaming stitch and I/O (1.24 GB at 8192²) only a batch of 1 keeps one
+# worker under the 2.5 GB bound, and on CPU it is not slower per pixel.
 TILE_SIZE = 612
 TILE_OVERLAP = 64
+TILE_BATCH_SIZE = 1  # tiles per forward pass in batch inference
 
 
 def patch_origins(length: int, patch: int) -> list[int]:
@@ -74,6 +83,15 @@ def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
     stride = tile - overlap
     count = 1 + max(0, -(-(length - tile) // stride))
     return [i * stride for i in range(count)]
+
+
+def model_pixels_per_scene_pixel(height: int, width: int, tile: int, overlap: int) -> float:
+    """Pixels the model runs over per scene pixel (overlap and edge padding are the excess).
+
+    612/64 on a 2448² scene: 25 tiles of 612² → 1.5625.
+    """
+    tiles = len(tile_origins(height, tile, overlap)) * len(tile_origins(width, tile, overlap))
+    return tiles * tile * tile / (height * width)
 
 
 def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int]]:

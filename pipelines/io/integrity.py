@@ -141,8 +141,12 @@ def _finish(handle: IO[bytes]) -> None:
     os.fsync(handle.fileno())
 
 
-def _delete_one(uri: str, *, if_generation_match: int | None = None) -> None:
-    """Delete exactly this object (no globbing); an object already gone is not an error."""
+def delete_object(uri: str, *, if_generation_match: int | None = None) -> None:
+    """Delete exactly this object (no globbing); an object already gone is not an error.
+
+    Beam's ``FileSystems.delete`` matches its argument as a glob, so a name holding ``*`` or
+    ``[`` could select other objects; this never can.
+    """
     if storage.is_remote(uri):
         from google.api_core.exceptions import NotFound
 
@@ -267,7 +271,7 @@ def verified_copy(src: str, dst: str) -> tuple[int, str]:
         return _compare_existing(src, dst)
     found_size, found_sha = digest_of(dst)
     if (found_size, found_sha) != (size, sha):
-        _delete_one(dst, if_generation_match=generation)
+        delete_object(dst, if_generation_match=generation)
         raise IntegrityError(
             f"copy of {src} to {dst} read back as {found_size} bytes sha256 {found_sha[:12]}…, "
             f"expected {size} bytes sha256 {sha[:12]}…; the bad copy was removed"
@@ -290,7 +294,7 @@ def verified_move(src: str, dst: str) -> tuple[int, str]:
     ``dst`` raises :class:`ConflictError` with ``src`` untouched, for the caller to quarantine.
     """
     result = verified_copy(src, dst)
-    _delete_one(src)
+    delete_object(src)
     return result
 
 

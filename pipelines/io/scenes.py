@@ -6,20 +6,29 @@ image a drop accepts is an image inference can read (GeoTIFF included).
 
 - :func:`find_scenes`: one listing call → :class:`Scene` per id; duplicate images of an id are
   kept as scenes with a ``problem`` (bad input, named rather than dropped).
-- :func:`decode_scene`: bytes → (H, W, 3) uint8; TIFFs through ``pipelines.io.tfio``
-  (tensorflow-io, with its PIL fallback), other formats through PIL.
-- :func:`existing_mask_ids`: ids whose ``{id}_mask.png`` already exists in an output folder,
-  what makes a nightly re-run skip finished scenes.
+- :func:`decode_scene`: bytes → (H, W, 3) uint8; DeepGlobe's JPEG/PNG through PIL (the
+  decoder training's records were made with, so pixels match exactly), every other format
+  (GeoTIFF, ...) through rasterio/GDAL, the one raster reader (``pipelines.io.raster_read``).
+- :func:`decoded_by_pil`: which of the two a scene goes through.
+
+Which scenes are done is not a file-name question: see ``pipelines.predict.records``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.core.naming import MASK_SUFFIX, mask_id_of, scene_id_of, scene_rank
-from pipelines.io import imaging, storage, tfio
+from pipelines.core.errors import BadInputError
+from pipelines.core.naming import scene_id_of, scene_rank
+from pipelines.io import imaging, storage
+
+# Scene images PIL decodes (DeepGlobe's formats); anything else is a raster for GDAL.
+PIL_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 @dataclass(frozen=True)
@@ -59,19 +68,32 @@ def find_scenes(input_uri: str) -> list[Scene]:
     return scenes
 
 
+def decoded_by_pil(uri: str) -> bool:
+    """True for DeepGlobe-style JPEG/PNG scenes (PIL), False for rasters read through GDAL."""
+    return uri.lower().endswith(PIL_SUFFIXES)
+
+
 def decode_scene(data: bytes, uri: str) -> np.ndarray:
-    """Scene bytes → (H, W, 3) uint8; TIFFs through ``pipelines.io.tfio``, others PIL.
+    """Scene bytes → (H, W, 3) uint8: JPEG/PNG through PIL, other rasters through rasterio.
 
-    Raises ``BadInputError`` (naming ``uri``) for bytes that no decoder reads.
+    Raises ``BadInputError`` (naming ``uri``) for bytes that no decoder reads, or a raster that
+    is not 8-bit RGB(A). Whole-scene decoding is for small scenes (evaluation pictures, drop
+    validation); batch inference reads rasters by windows instead.
     """
-    if uri.lower().endswith(tfio.TIFF_SUFFIXES):
-        return tfio.decode_tiff(data, uri)
-    return imaging.decode_image_bytes(data, uri)
+    if decoded_by_pil(uri):
+        return imaging.decode_image_bytes(data, uri)
+    from pipelines.core.geo import PixelWindow
+    from pipelines.io.raster_read import open_raster, read_window
 
-
-def existing_mask_ids(output_uri: str) -> set[str]:
-    """Ids whose mask is already written under ``output_uri`` (one listing call)."""
-    # A missing folder or prefix matches nothing; any other listing error must stop the run
-    # rather than pass for "nothing done yet" and re-predict everything.
-    masks = storage.match(storage.join(output_uri, f"*{MASK_SUFFIX}"))
-    return {scene_id for uri in masks if (scene_id := mask_id_of(uri)) is not None}
+    with tempfile.TemporaryDirectory(prefix="landcover-scene-") as tmp:
+        path = os.path.join(tmp, os.path.basename(uri.rstrip("/")) or "scene")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        try:
+            with open_raster(path) as reader:
+                reader.uri, reader.info = uri, dataclasses.replace(reader.info, uri=uri)
+                info = reader.info
+                rgb, _ = read_window(reader, PixelWindow(0, 0, info.height, info.width))
+                return rgb
+        except BadInputError as error:
+            raise BadInputError(uri, error.reason.replace(path, uri)) from None

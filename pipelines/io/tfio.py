@@ -1,68 +1,47 @@
-"""GeoTIFF scenes: the one place that imports ``tensorflow_io``.
+"""TensorFlow's own filesystems beyond GCS: the one place that imports ``tensorflow_io``.
 
-Satellite scenes often arrive as GeoTIFF (tiled, LZW/Deflate/JPEG-compressed, sometimes with an
-alpha band). ``tfio.experimental.image.decode_tiff`` reads them through libtiff's RGBA reader,
-which copes with those layouts, and always returns RGBA with the colour PREMULTIPLIED by alpha
-(libtiff does that even for unassociated alpha), so colours are divided back by alpha before the
-alpha band is dropped (DeepGlobe models take RGB); fully transparent pixels stay black.
-Geo-referencing tags are ignored: a predicted mask is pixel-aligned with its scene, so the
-scene's own georeference applies to it unchanged.
+Since TensorFlow 2.6 the ``s3://``, ``az://``, ``hdfs://``, ``http(s)://``, ``oss://`` and
+``viewfs://`` filesystems of ``tf.io.gfile`` live in tensorflow-io, registered when its package
+is imported (GCS stays built into TensorFlow). The tf.data input path calls
+:func:`register_filesystems` before it opens shards, so TensorFlow-side I/O — reading
+TFRecord shards, writing checkpoints and TensorBoard logs — works on those stores too.
 
-Decision on a fallback: when ``tensorflow_io`` cannot be imported (its wheels lag TensorFlow
-releases and platforms; keeping it optional at run time means a missing wheel costs GeoTIFF
-support, not the whole job) or libtiff's RGBA reader rejects a file, the bytes get a second
-chance through PIL, which reads plain baseline TIFFs. Only when both fail is the scene bad
-input, and the reason names tfio's complaint (the more specific one for a real GeoTIFF).
+Image decoding is not done here: every raster format is decoded by GDAL
+(``pipelines.io.imaging``, ``pipelines.io.raster_read``), so no format has two decoders.
+The rest of the pipeline (manifests, ``model.keras``, outputs) goes through
+``pipelines.io.storage`` (Beam's filesystems: local and ``gs://``), so a dataset on ``s3://``
+also needs Beam's S3 filesystem for those files.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import functools
 
-from pipelines.core.errors import BadInputError
-from pipelines.io.imaging import decode_image_bytes
-
-TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
+# Schemes TensorFlow serves without tensorflow-io.
+BUILTIN_SCHEMES: frozenset[str] = frozenset({"", "file", "gs", "ram"})
 
 
-def _decode_with_tfio(data: bytes) -> np.ndarray:
-    import tensorflow_io as tfio
-
-    rgba = tfio.experimental.image.decode_tiff(data).numpy()
-    if rgba.ndim != 3 or rgba.shape[-1] not in (3, 4):
-        raise ValueError(f"decoded to an unexpected shape {rgba.shape}")
-    return unpremultiply(rgba)
+def scheme_of(uri: str) -> str:
+    """``s3://b/k`` → ``s3``; a plain path → ``""``."""
+    return uri.split("://", 1)[0].lower() if "://" in uri else ""
 
 
-def unpremultiply(rgba: np.ndarray) -> np.ndarray:
-    """Premultiplied RGBA (H, W, 4) uint8 → straight RGB (H, W, 3) uint8."""
-    rgb = rgba[..., :3]
-    alpha = rgba[..., 3:4]
-    if (alpha == 255).all():
-        return np.ascontiguousarray(rgb)
-    scaled = rgb.astype(np.float32) * 255.0 / np.maximum(alpha, 1).astype(np.float32)
-    straight = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    return np.where(alpha > 0, straight, 0).astype(np.uint8)
+@functools.cache
+def _import_tensorflow_io() -> None:
+    import tensorflow_io  # noqa: F401  (registers the filesystems on import)
 
 
-def _one_line(exc: BaseException) -> str:
-    # TF errors carry the op name and a multi-line trace; the first line is what a person needs.
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return " ".join(text.split())[:300]
+def register_filesystems(uri: str) -> None:
+    """Make TensorFlow able to open ``uri``: imports tensorflow-io for schemes TF lacks.
 
+    A no-op for local paths and ``gs://`` (TensorFlow's own), so the common path pays nothing.
+    Raises ``ValueError`` naming the scheme when even tensorflow-io does not serve it.
+    """
+    scheme = scheme_of(uri)
+    if scheme in BUILTIN_SCHEMES:
+        return
+    import tensorflow as tf
 
-def decode_tiff(data: bytes, uri: str) -> np.ndarray:
-    """(Geo)TIFF bytes → (H, W, 3) uint8 RGB; ``BadInputError`` naming ``uri`` if unreadable."""
-    if not data:
-        raise BadInputError(uri, "empty file")
-    try:
-        return _decode_with_tfio(data)
-    except ImportError:
-        return decode_image_bytes(data, uri)  # tfio unusable here: PIL or a clear BadInputError
-    except Exception as tfio_error:  # tf.errors.* and friends: try PIL before giving up
-        try:
-            return decode_image_bytes(data, uri)
-        except BadInputError:
-            raise BadInputError(
-                uri, f"cannot decode TIFF (tensorflow-io: {_one_line(tfio_error)})"
-            ) from None
+    _import_tensorflow_io()
+    if scheme not in tf.io.gfile.get_registered_schemes():
+        raise ValueError(f"TensorFlow has no filesystem for {scheme}:// (in {uri})")

@@ -15,6 +15,8 @@ import numpy as np
 from apache_beam.metrics.metric import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from pipelines.core.tiling import TILE_BATCH_SIZE
+
 # The namespace of every counter the predict job keeps, the handler's and Beam's own
 # (``load_model_latency_milli_secs``, reported under the handler's namespace) included.
 METRICS_NAMESPACE = "landcover.predict"
@@ -35,12 +37,15 @@ class KerasSegmentationHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
     encoding, I/O).
     """
 
-    def __init__(self, model_uri: str, batch_size: int = 4) -> None:
+    def __init__(
+        self, model_uri: str, batch_size: int = TILE_BATCH_SIZE, tta: str = "none"
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
         super().__init__(min_batch_size=batch_size, max_batch_size=batch_size)
         self.model_uri = model_uri
         self.batch_size = batch_size
+        self.tta = tta
 
     def load_model(self) -> Any:
         from models import serving  # TensorFlow: only in the worker that runs the model
@@ -57,7 +62,7 @@ class KerasSegmentationHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
 
         tiles = np.stack(batch)
         start = time.perf_counter()
-        probabilities = predict_tiles(model, tiles)
+        probabilities = predict_tiles(model, tiles, tta=self.tta)
         Metrics.counter(METRICS_NAMESPACE, FORWARD_US).inc(int((time.perf_counter() - start) * 1e6))
         return [PredictionResult(tile, probabilities[i]) for i, tile in enumerate(batch)]
 

@@ -1,35 +1,28 @@
-"""Batch inference: scenes of any size → predicted ``{id}_mask.png`` in DeepGlobe colours.
+"""Batch inference: scenes of any size → class maps (DeepGlobe PNG, or a georeferenced COG).
 
-The Beam job, per scene::
+The Beam job (steps in ``transforms``), per scene::
 
-    {id}_sat.jpg|png|tif  → decode (bad scenes → errors/)  → overlapping tiles (edge tiles
-    reflect-padded), keyed (scene id, tile index, height, width)  → RunInference with
-    KerasSegmentationHandler (model loaded once per worker, tiles batched across scenes)
-    → group the tiles of a scene  → blended stitch of class probabilities  → argmax
-    → {id}_mask.png (+ optional {id}_classes.png, {id}_probs.npz), written atomically
+    {id}_sat.jpg|png|tif → plan (checksum, fingerprint, skip if done; a large georeferenced
+    scene is split into --block-size blocks that are separate elements) → read by windows,
+    skip all-nodata tiles, model (optionally with TTA), streaming blend → outputs written band
+    by band → {id}.done.json written LAST (the commit point)
 
-Where each part lives: scene discovery and decoding in ``pipelines.io.scenes``, the model
-handler in ``handler``, the Beam steps and the ``PredictScenes`` composite in ``transforms``,
-file encoding and writing in ``outputs``; this module runs them (options, skip-what-is-done,
-waves, error files, the summary).
+Formats (``outputs``): ``png`` writes ``{id}_mask.png`` in DeepGlobe colours (+ ``_classes.png``,
+``_probs.npz``); ``cog`` writes ``{id}_mask.tif``, a COG of class ids with the input's CRS,
+transform and nodata (+ ``_probs.tif``). Default: cog for georeferenced rasters, png otherwise.
 
-Shared with training, never re-implemented here: pixel normalisation (the serving API applies
-``models.normalization.normalize_image`` to each batch), the tile grid and blend weights
-(``pipelines.core.tiling``), the palette (``pipelines.core.palette``).
+Memory is bounded by the tile, the batch and the region's width (``streaming``), not the scene:
+a band of at most ``tile`` rows is held, never the whole scene (png output holds the scene's
+class ids, one byte a pixel). Block-parallel output equals the single-worker path pixel for
+pixel (each block computes every global tile touching it).
 
-Nightly-safe: before running, the output is listed once and scenes whose ``{id}_mask.png``
-exists are skipped (unless ``overwrite``). The mask is the last file a scene writes, and every
-file is written whole or not at all, so "mask exists" means "scene done": a re-run after a crash
-predicts exactly the scenes that are missing. Bad scenes (undecodable, duplicate ids) go to
-``<output>/errors/predict-*.jsonl`` and the job goes on; they are retried on the next run.
+Nightly-safe (see ``records``): a scene is skipped iff its record is current (same input, model
+and output options) and its outputs are intact; otherwise it is predicted again. Bad scenes
+(undecodable, wrong bands, a corrupt window) go to ``<output>/errors/predict-*.jsonl`` naming
+the file (and window) and the job goes on; they are retried on the next run.
 
-Memory: a scene's tiles are grouped before stitching, and a batch runner (the local
-DirectRunner) materialises every tile prediction of a run before the first stitch starts:
-a 2448² scene is 25 tiles of 612²×7 probabilities, 100 MB once cropped to the scene and held
-as float16. So local runs process scenes in waves of ``scenes_per_wave`` (default 8, ~1 GB of
-tile predictions plus the runner's copies of them) and each wave is its own pipeline;
-a stitch then holds one scene's (H, W, 7) float32 canvas (168 MB at 2448²) plus one tile at a
-time. Distributed runners (Dataflow) shuffle through their own storage and get one run.
+Local runs still process scenes in waves of ``scenes_per_wave`` pipelines (the DirectRunner
+materialises a stage's outputs before the next starts); distributed runners get one run.
 
 Python API (what the Prefect flows call): :func:`run_predict`. CLI: ``landcover predict``.
 """
@@ -49,15 +42,32 @@ from apache_beam.metrics.metric import MetricsFilter
 from pipelines.core import tiling
 from pipelines.core.errors import ERRORS_DIR
 from pipelines.core.naming import MODEL_FILE
-from pipelines.core.tiling import TILE_OVERLAP, TILE_SIZE
+from pipelines.core.tiling import TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE
 from pipelines.io import storage
 from pipelines.io.beam_runtime import create_pipeline, is_local, pipeline_options
-from pipelines.io.scenes import Scene, existing_mask_ids, find_scenes
+from pipelines.io.integrity import resolved_same_or_inside
+from pipelines.io.scenes import Scene, find_scenes
+from pipelines.predict import records
 from pipelines.predict.handler import FORWARD_US, METRICS_NAMESPACE
-from pipelines.predict.outputs import OutputOptions
-from pipelines.predict.transforms import SCENES_FAILED, SCENES_PREDICTED, STAGE, PredictScenes
+from pipelines.predict.outputs import FORMATS, OutputOptions
+from pipelines.predict.transforms import (
+    BLOCKS,
+    NO_CRS_WARNING,
+    NODATA_PIXELS,
+    SCENES_FAILED,
+    SCENES_PREDICTED,
+    SCENES_SKIPPED,
+    SCENES_WITHOUT_CRS,
+    STAGE,
+    TILES_RUN,
+    TILES_SKIPPED_NODATA,
+    PredictScenes,
+)
 
 DEFAULT_SCENES_PER_WAVE = 8
+# Scenes with a side above this are split into blocks predicted as separate elements.
+DEFAULT_BLOCK_SIZE = 4096
+TTA_MODES = ("none", "flip", "d4")  # models.serving.TTA_MODES, without importing TensorFlow
 # Beam's own distribution of model loading times, under the handler's metrics namespace.
 LOAD_MODEL_LATENCY = "load_model_latency_milli_secs"
 
@@ -99,6 +109,35 @@ def _waves(scenes: list[Scene], size: int) -> list[list[Scene]]:
     return [scenes[i : i + size] for i in range(0, len(scenes), size)]
 
 
+def check_options(
+    input_uri: str,
+    output_uri: str,
+    *,
+    tile: int,
+    overlap: int,
+    batch_size: int,
+    fmt: str | None,
+    tta: str,
+    block_size: int,
+) -> None:
+    """Refuse bad options before any work (ValueError naming the option)."""
+    tiling.tile_origins(tile, tile, overlap)  # validates tile and overlap
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    if block_size < 0:
+        raise ValueError(f"block size must be >= 0 (0 = never split), got {block_size}")
+    if resolved_same_or_inside(output_uri, input_uri):
+        raise ValueError(
+            f"output {output_uri} must not be the input folder or inside it: labeled inputs "
+            "hold {id}_mask.png truths that would be taken for predictions, and outputs "
+            "would be read back as scenes"
+        )
+
+
 def run_predict(
     model_uri: str,
     input_uri: str,
@@ -106,73 +145,106 @@ def run_predict(
     *,
     tile: int = TILE_SIZE,
     overlap: int = TILE_OVERLAP,
-    batch_size: int = 4,
+    batch_size: int = TILE_BATCH_SIZE,
     overwrite: bool = False,
     write_class_ids: bool = False,
     write_probabilities: bool = False,
     beam_args: Sequence[str] = (),
     scenes_per_wave: int | None = None,
+    fmt: str | None = None,
+    tta: str = "none",
+    block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> dict[str, Any]:
     """Predict every scene under ``input_uri`` into ``output_uri``; returns the summary.
 
     ``{"predicted", "skipped", "failed", "output"}`` plus ``scenes`` (matched), ``errors``
-    (the error files written) and ``timings`` (wall, forward pass, model loading, seconds).
-    ``scenes_per_wave``: scenes per pipeline run; None = 8 on local runners, all at once on
-    distributed ones; 0 = all at once.
+    (the error files written), ``tiles_run``, ``tiles_skipped_nodata``, ``nodata_pixels``,
+    ``warnings`` and ``timings`` (wall, forward pass, model loading, seconds).
+    ``fmt``: None (cog for georeferenced inputs, png otherwise), ``"png"`` or ``"cog"``.
+    ``tta``: ``none`` | ``flip`` | ``d4``. ``block_size``: scenes with a side above it are split
+    into blocks predicted in parallel (0: never). ``scenes_per_wave``: scenes per pipeline
+    run; None = 8 on local runners, all at once on distributed ones; 0 = all at once.
     """
     started = time.perf_counter()
-    tiling.tile_origins(tile, tile, overlap)  # validates tile and overlap before any work
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    if input_uri.rstrip("/") == output_uri.rstrip("/"):
-        raise ValueError(
-            "output must differ from input: labeled inputs hold {id}_mask.png truths that "
-            "would be taken for finished predictions"
-        )
+    check_options(
+        input_uri,
+        output_uri,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        fmt=fmt,
+        tta=tta,
+        block_size=block_size,
+    )
     model_file = resolve_model_uri(model_uri)
+    model = records.model_ref(model_file)
     scenes = find_scenes(input_uri)
-    done = set() if overwrite else existing_mask_ids(output_uri)
-    todo = [scene for scene in scenes if scene.scene_id not in done]
-    skipped = len(scenes) - len(todo)
     options = pipeline_options(beam_args)
     if scenes_per_wave is None:
         scenes_per_wave = DEFAULT_SCENES_PER_WAVE if is_local(options) else 0
-    outputs = OutputOptions(output_uri, tile, overlap, write_class_ids, write_probabilities)
+    outputs = OutputOptions(
+        output_uri, tile, overlap, write_class_ids, write_probabilities, fmt=fmt, tta=tta
+    )
     run_tag = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    predicted = failed = forward_us = load_ms = 0
+    totals = dict.fromkeys(_COUNTERS, 0)
+    load_ms = 0
     error_files: list[str] = []
-    for wave_index, wave in enumerate(_waves(todo, scenes_per_wave) if todo else []):
+    for wave_index, wave in enumerate(_waves(scenes, scenes_per_wave) if scenes else []):
         errors_prefix = storage.join(output_uri, ERRORS_DIR, f"{STAGE}-{run_tag}-w{wave_index:03d}")
         pipeline = create_pipeline(options)
         results = (
             pipeline
             | "Scenes" >> beam.Create(wave)
-            | "Predict" >> PredictScenes(model_file, outputs, batch_size)
+            | "Predict"
+            >> PredictScenes(
+                model_file, model, outputs, batch_size, overwrite=overwrite, block_size=block_size
+            )
         )
         _ = results["errors"] | "WriteErrors" >> beam.io.WriteToText(
             errors_prefix, file_name_suffix=".jsonl", shard_name_template="", skip_if_empty=True
         )
         result = pipeline.run()
         result.wait_until_finish()
-        wave_failed = _metric_total(result, SCENES_FAILED)
-        predicted += _metric_total(result, SCENES_PREDICTED)
-        failed += wave_failed
-        forward_us += _metric_total(result, FORWARD_US)
+        wave_totals = {name: _metric_total(result, name) for name in _COUNTERS}
+        for name, value in wave_totals.items():
+            totals[name] += value
         load_ms += _metric_total(result, LOAD_MODEL_LATENCY, "distributions")
-        if wave_failed:
+        if wave_totals[SCENES_FAILED]:
             error_files.append(f"{errors_prefix}.jsonl")
         _remove_empty_local_dir(storage.join(output_uri, ERRORS_DIR))
         log.info("wave %d: %d scenes done", wave_index, len(wave))
+    warnings = []
+    if totals[SCENES_WITHOUT_CRS]:
+        warnings.append(f"{totals[SCENES_WITHOUT_CRS]} scene(s): {NO_CRS_WARNING}")
     return {
-        "predicted": predicted,
-        "skipped": skipped,
-        "failed": failed,
+        "predicted": totals[SCENES_PREDICTED],
+        "skipped": totals[SCENES_SKIPPED],
+        "failed": totals[SCENES_FAILED],
         "output": output_uri,
         "scenes": len(scenes),
         "errors": error_files,
+        "tiles_run": totals[TILES_RUN],
+        "tiles_skipped_nodata": totals[TILES_SKIPPED_NODATA],
+        "nodata_pixels": totals[NODATA_PIXELS],
+        "blocks": totals[BLOCKS],
+        "tta": tta,
+        "warnings": warnings,
         "timings": {
             "wall_s": round(time.perf_counter() - started, 3),
-            "forward_s": round(forward_us / 1e6, 3),
+            "forward_s": round(totals[FORWARD_US] / 1e6, 3),
             "model_load_s": round(load_ms / 1e3, 3),
         },
     }
+
+
+_COUNTERS = (
+    SCENES_PREDICTED,
+    SCENES_SKIPPED,
+    SCENES_FAILED,
+    SCENES_WITHOUT_CRS,
+    TILES_RUN,
+    TILES_SKIPPED_NODATA,
+    NODATA_PIXELS,
+    BLOCKS,
+    FORWARD_US,
+)

@@ -6,10 +6,12 @@ Parsing imports neither Beam nor TensorFlow, so ``--help`` and a bad flag answer
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
 
+from pipelines.core.palette import MASK_KINDS, LabelMap, check_label_map, parse_label_map
 from pipelines.core.records import CODECS, COMPRESSIONS, RecordFormat
 from pipelines.preprocess.options import PreprocessOptions
 
@@ -23,20 +25,44 @@ def _num_shards(text: str) -> int:
     return value
 
 
+def _label_map(text: str) -> LabelMap:
+    """``1:0,2:1,…`` or a JSON file ``{"1": 0, "2": 1, …}`` → a checked label map."""
+    try:
+        if text.lower().endswith(".json"):
+            if "://" in text:
+                from pipelines.io import storage  # Beam's filesystems: only for a remote file
+
+                raw = storage.read_text(text)
+            else:
+                with open(text, encoding="utf-8") as handle:
+                    raw = handle.read()
+            return check_label_map(json.loads(raw))
+        return parse_label_map(text)
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     default = PreprocessOptions.default  # the defaults live with the options, nowhere else
     parser = argparse.ArgumentParser(
         prog="landcover preprocess",
-        description="Beam job: pair {id}_sat.jpg with {id}_mask.png under --input, decode the "
-        "mask to class ids (threshold 128, palette lookup), cut patches, split train/val by "
-        "scene and write sharded TFRecords, manifest.json and errors/ under --output. Flags "
-        "this parser does not know (--runner, --project, --region, --temp_location, "
-        "--direct_num_workers, ...) go to Beam's PipelineOptions.",
+        description="Beam job: pair {id}_sat.jpg|tif with {id}_mask.png|tif under --input "
+        "(suffixes in any case), decode the mask to class ids (RGB: threshold 128, palette "
+        "lookup; a GeoTIFF label raster: class ids, see --label-map), cut patches, split "
+        "train/val by scene and write sharded TFRecords, manifest.json and errors/ as a new "
+        "version under --output (ROOT/versions/<id>/), switched to by ROOT/CURRENT only once "
+        "complete. Flags this parser does not know (--runner, --project, --region, "
+        "--temp_location, --direct_num_workers, ...) go to Beam's PipelineOptions.",
         # An abbreviation of ours must never swallow a Beam flag (or the reverse).
         allow_abbrev=False,
     )
     parser.add_argument("--input", required=True, help="folder or gs:// prefix of the scenes")
-    parser.add_argument("--output", required=True, help="folder or gs:// prefix of the dataset")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="dataset root (folder or gs:// prefix): each run writes ROOT/versions/<id>/ and "
+        "then points ROOT/CURRENT at it",
+    )
     parser.add_argument(
         "--patch-size",
         type=int,
@@ -48,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-fraction",
         type=float,
         default=default("val_fraction"),
-        help="share of scenes held out for val, in [0, 1] (default: %(default)s)",
+        help="share of scenes held out for val, in [0, 1) (default: %(default)s)",
     )
     parser.add_argument(
         "--seed", type=int, default=default("seed"), help="seed of the train/val split"
@@ -73,6 +99,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N|auto",
         help="shards per split; auto (default) lets the runner decide and avoids a shuffle",
     )
+    parser.add_argument(
+        "--mask-kind",
+        choices=MASK_KINDS,
+        default=default("mask_kind"),
+        help="how mask pixels become class ids: auto (default: RGB and palette masks by their "
+        "colors, a single-band {id}_mask.tif as class ids, a single-band PNG refused), rgb "
+        "(colors only) or ids (one band of class ids)",
+    )
+    parser.add_argument(
+        "--label-map",
+        type=_label_map,
+        default=default("label_map"),
+        metavar="V:ID,...|FILE.json",
+        help="class-id masks: which raster value is which class id (palette order 0-6), e.g. "
+        '1:0,2:1,3:2 or a JSON file {"1": 0, ...}; values not mapped are bad input '
+        "(default: values 0-6 are the class ids)",
+    )
     return parser
 
 
@@ -86,6 +129,8 @@ def options_from(args: argparse.Namespace) -> PreprocessOptions:
         seed=args.seed,
         record_format=RecordFormat(args.codec, args.compression),
         num_shards=args.num_shards,
+        mask_kind=args.mask_kind,
+        label_map=args.label_map,
     ).validate()
 
 

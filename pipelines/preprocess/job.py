@@ -1,11 +1,13 @@
-"""Beam job: DeepGlobe scenes → class-id patches → sharded TFRecords + manifest + errors/.
+"""Beam job: labeled scenes → class-id patches → a new dataset version (shards, errors/, manifest).
 
 ```
-{input}/*_sat.jpg, *_mask.png
-  └ MatchAll ─ PairScenes ─┬ pairs ─ ScenesToPatches ─┬ train ── WriteToTFRecord ─┐
-                           │   (split plan side input) ├ val ──── WriteToTFRecord ─┤
-                           └ orphans ─────────────────┼ errors ─ WriteToText ─────┤
-                                                      └ stats ── totals ──────────┴ WriteManifest
+{input}/*  (*_sat.jpg|tif + *_mask.png|tif, suffixes in any case)
+  └ MatchAll ─ PairScenes ─┬ pairs ─ ScenesToPatches ─┬ train ── WriteToTFRecord ─ Count ─┐
+                           │   (split plan side input) ├ val ──── WriteToTFRecord ─ Count ─┤
+                           └ orphans ─────────────────┼ errors ─ WriteToText ─────────────┤
+                                                      └ stats ── totals ──────────────────┤
+                                                                          WriteManifest ──┘
+then, outside Beam: versions.publish(ROOT) switches ROOT/CURRENT to the new version
 ```
 
 Where each part lives: the split rule in :mod:`pipelines.core.splits`, pairing files into scenes
@@ -20,8 +22,17 @@ Why it is shaped like this:
   in memory. A split that gets no scenes still gets one empty shard, so readers find a shard set.
 - **Bad input is data**: orphans and bad scenes become ``ErrorRecord`` lines under ``errors/``;
   the job goes on, and ``manifest.json`` counts them (scenes in = scenes written + errors).
-- **The manifest is written by the pipeline's last step**, which takes the finalized shard
-  names as side inputs: it appears only once every shard is in place, on any runner.
+- **The manifest is written by the pipeline's last step**, which takes the finalized shards'
+  record counts, sizes and sha256 (counted by reading each written shard back, in parallel)
+  as side inputs: it appears only once every shard is in place, on any runner, and it refuses
+  to vouch for shards whose counts do not add up to the patches written.
+- **Written whole, then switched**: ``--output`` is a dataset root; a run writes
+  ``ROOT/versions/<version_id>/`` and only after its manifest is written does
+  :func:`pipelines.io.versions.publish` switch ``ROOT/CURRENT`` to it, in one atomic write.
+  Nothing of the previous dataset is deleted, so a run killed at any point leaves the old
+  dataset current (or the new one, once published), never neither. Readers resolve the root
+  (:func:`pipelines.io.records.resolve_dataset`); old versions are removed by
+  :func:`pipelines.io.versions.prune`, never by a run.
 
 Python API (what the Prefect flows call): :func:`run_preprocess`. CLI: ``landcover preprocess``.
 """
@@ -38,13 +49,14 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.pvalue import AsList, AsSingleton
 
 from pipelines.core.errors import ERRORS_DIR, ErrorRecord
-from pipelines.core.manifest import Manifest
-from pipelines.core.naming import LABELED_IMAGE_SUFFIX, MASK_SUFFIX
-from pipelines.core.records import MANIFEST_NAME, SPLITS, RecordFormat
-from pipelines.io import storage
+from pipelines.core.manifest import Manifest, ShardInfo
+from pipelines.core.naming import LABEL_MASK_SUFFIXES, LABELED_IMAGE_SUFFIXES
+from pipelines.core.records import SPLITS, RecordFormat
+from pipelines.io import storage, versions
 from pipelines.io.beam_runtime import create_pipeline, pipeline_options
-from pipelines.io.records import read_manifest, write_manifest
+from pipelines.io.records import read_manifest, shard_info, write_manifest
 from pipelines.preprocess.options import PreprocessOptions
+from pipelines.preprocess.pairing import file_role
 from pipelines.preprocess.transforms import (
     BEAM_COMPRESSION,
     ERRORS,
@@ -65,9 +77,11 @@ def build_manifest(
     files: dict[str, list[str]],
     runner: str,
     created_at: str | None = None,
+    shards: dict[str, ShardInfo] | None = None,
 ) -> Manifest:
     """The run's :class:`Manifest` from the combined totals (pure, so tests and the pipeline
-    agree on it); ``files`` are the written shard and error file URIs by split/``errors``."""
+    agree on it); ``files`` are the written shard and error file URIs by split/``errors``,
+    ``shards`` what each shard holds as counted after the write."""
     return Manifest.build(
         patch_size=options.patch_size,
         record_format=options.record_format,
@@ -79,6 +93,7 @@ def build_manifest(
         class_pixels_by_split={s: totals[s]["class_pixels"] for s in SPLITS},
         errors=errors,
         files=files,
+        shards=shards,
         options={**options.to_dict(), "runner": runner},
         created_at=created_at,
     )
@@ -88,30 +103,44 @@ def _write_manifest(
     _: None,
     options: PreprocessOptions,
     runner: str,
+    folder_uri: str,
     totals: Totals,
     errors: int,
-    train_files: list[str],
-    val_files: list[str],
+    train_shards: list[tuple[str, ShardInfo]],
+    val_shards: list[tuple[str, ShardInfo]],
     error_files: list[str],
 ) -> Manifest:
-    files = {TRAIN: train_files, VAL: val_files, ERRORS: error_files}
-    manifest = build_manifest(options, totals, errors, files, runner)
-    write_manifest(options.output_uri, manifest)
+    files = {
+        TRAIN: [uri for uri, _ in train_shards],
+        VAL: [uri for uri, _ in val_shards],
+        ERRORS: error_files,
+    }
+    shards = dict(train_shards + val_shards)
+    manifest = build_manifest(options, totals, errors, files, runner, shards=shards)
+    write_manifest(folder_uri, manifest)
     return manifest
 
 
 class Preprocess(beam.PTransform):
-    """The whole job from the input root to the written manifest (a PCollection of one
-    :class:`Manifest`)."""
+    """The whole job from the input root to the manifest written in ``folder_uri`` (a
+    PCollection of one :class:`Manifest`). ``folder_uri`` is the version folder the run fills;
+    it defaults to the output URI itself (a plain folder, as tests and tools use it)."""
 
-    def __init__(self, options: PreprocessOptions, runner: str = "DirectRunner") -> None:
+    def __init__(
+        self,
+        options: PreprocessOptions,
+        runner: str = "DirectRunner",
+        folder_uri: str | None = None,
+    ) -> None:
         super().__init__()
         self.options = options
         self.runner = runner
+        self.folder_uri = folder_uri or options.output_uri
 
     def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection[Manifest]:
         opts = self.options
         fmt = opts.record_format
+        folder = self.folder_uri
         uris = (
             root
             | "Patterns" >> beam.Create(input_patterns(opts.input_uri))
@@ -120,17 +149,21 @@ class Preprocess(beam.PTransform):
         )
         paired = uris | "PairScenes" >> PairScenes()
         scenes = paired["pairs"] | "ScenesToPatches" >> ScenesToPatches(
-            opts.patch_size, opts.val_fraction, opts.seed, fmt
+            opts.patch_size, opts.val_fraction, opts.seed, fmt, opts.mask_rule
         )
-        written = {
+        counted = {
             split: scenes[split]
             | f"Write{split.title()}"
             >> beam.io.WriteToTFRecord(
-                storage.join(opts.output_uri, split),
+                storage.join(folder, split),
                 file_name_suffix=fmt.suffix,
                 num_shards=opts.num_shards,
                 compression_type=BEAM_COMPRESSION[fmt.compression],
             )
+            # Each written shard read back once, in parallel: its records, size and sha256.
+            | f"Spread{split.title()}" >> beam.Reshuffle()
+            | f"Count{split.title()}"
+            >> beam.Map(lambda uri, c=fmt.compression: (uri, shard_info(uri, c)))
             for split in SPLITS
         }
         errors = (paired[ERRORS], scenes[ERRORS]) | "AllErrors" >> beam.Flatten()
@@ -139,7 +172,7 @@ class Preprocess(beam.PTransform):
             | "ErrorJson" >> beam.Map(ErrorRecord.to_json)
             | "WriteErrors"
             >> beam.io.WriteToText(
-                storage.join(opts.output_uri, ERRORS_DIR, "errors"), file_name_suffix=".jsonl"
+                storage.join(folder, ERRORS_DIR, "errors"), file_name_suffix=".jsonl"
             )
         )
         error_count = errors | "CountErrors" >> beam.combiners.Count.Globally()
@@ -152,10 +185,11 @@ class Preprocess(beam.PTransform):
                 _write_manifest,
                 opts,
                 self.runner,
+                folder,
                 AsSingleton(totals),
                 AsSingleton(error_count),
-                AsList(written[TRAIN]),
-                AsList(written[VAL]),
+                AsList(counted[TRAIN]),
+                AsList(counted[VAL]),
                 AsList(error_files),
             )
         )
@@ -165,31 +199,20 @@ class Preprocess(beam.PTransform):
 
 
 def input_patterns(input_uri: str) -> list[str]:
-    """The globs of the files a run reads: labeled images and masks (see ``core.naming``)."""
-    return [storage.join(input_uri, f"*{s}") for s in (LABELED_IMAGE_SUFFIX, MASK_SUFFIX)]
+    """The globs of the files a run lists: every file of the input folder. Which of them are
+    images and masks is decided by ``core.naming`` (suffixes in any case), not by a
+    case-sensitive glob."""
+    return [storage.join(input_uri, "*")]
 
 
 def check_input(input_uri: str) -> None:
     """Fail before starting Beam when the input root is wrong or holds no scene files."""
     storage.check_readable_root(input_uri)
-    if not any(storage.match(p) for p in input_patterns(input_uri)):
+    if not any(file_role(uri) for p in input_patterns(input_uri) for uri in storage.match(p)):
         raise FileNotFoundError(
-            f"no scenes under {input_uri}: "
-            f"expected {{id}}{LABELED_IMAGE_SUFFIX} and {{id}}{MASK_SUFFIX}"
+            f"no scenes under {input_uri}: expected {{id}}{'|'.join(LABELED_IMAGE_SUFFIXES)} "
+            f"and {{id}}{'|'.join(LABEL_MASK_SUFFIXES)}"
         )
-
-
-def clear_previous_run(output_uri: str) -> list[str]:
-    """Delete a previous run's shards, errors and manifest so none mixes into this one.
-
-    The manifest goes first: a reader never sees a manifest over half-replaced shards.
-    """
-    stale = [storage.join(output_uri, MANIFEST_NAME)]
-    stale = [uri for uri in stale if storage.exists(uri)]
-    for pattern in (*(f"{s}-*-of-*" for s in SPLITS), f"{ERRORS_DIR}/errors-*"):
-        stale += storage.match(storage.join(output_uri, pattern))
-    storage.delete(stale)
-    return stale
 
 
 def _runner_name(options: PipelineOptions) -> str:
@@ -246,11 +269,13 @@ def run_preprocess(
         num_shards=num_shards,
     )
     check_input(options.input_uri)
-    clear_previous_run(options.output_uri)
+    version_id, folder = versions.new_version(options.output_uri)
     beam_options = pipeline_options(beam_args)
     with create_pipeline(beam_options) as pipeline:
-        _ = pipeline | "Preprocess" >> Preprocess(options, _runner_name(beam_options))
-    return read_manifest(options.output_uri)
+        _ = pipeline | "Preprocess" >> Preprocess(options, _runner_name(beam_options), folder)
+    # The switch: only now does the root resolve to the new dataset (manifest.json required).
+    versions.publish(options.output_uri, version_id)
+    return read_manifest(folder)
 
 
 def _options_of(

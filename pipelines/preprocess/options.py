@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.core.palette import MASK_KINDS, LabelMap, MaskRule, check_label_map
 from pipelines.core.records import RecordFormat
 from pipelines.core.tiling import PATCH_SIZE
 
@@ -25,12 +26,15 @@ class PreprocessOptions:
     input_uri: str
     output_uri: str
     patch_size: int = PATCH_SIZE
-    # [0, 1]: 0 puts every scene in train, 1 every scene in val (a held-out-only dataset);
-    # in between, the split rule guarantees a scene of each split (pipelines.core.splits).
+    # [0, 1): 0 puts every scene in train; above 0 the split rule guarantees a scene of each
+    # split (pipelines.core.splits). 1 would leave nothing to train on: refused.
     val_fraction: float = 0.1
     seed: int = 0
     record_format: RecordFormat = DEFAULT_FORMAT
     num_shards: int = 0  # 0: the runner decides (no shuffle of the patches)
+    # How mask pixels become class ids (pipelines.core.palette.MaskRule): declared, never guessed.
+    mask_kind: str = "auto"
+    label_map: LabelMap | None = None  # raster value → class id; None: identity over 0..6
 
     @classmethod
     def default(cls, name: str) -> Any:
@@ -51,15 +55,36 @@ class PreprocessOptions:
             raise ValueError(f"patch_size must be an integer, got {self.patch_size!r}")
         if self.patch_size <= 0:
             raise ValueError(f"patch_size must be positive, got {self.patch_size}")
-        if not 0.0 <= self.val_fraction <= 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1], got {self.val_fraction}")
+        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, int | float):
+            raise ValueError(f"val_fraction must be a number, got {self.val_fraction!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(
+                f"val_fraction must be in [0, 1), got {self.val_fraction}: "
+                "1 would hold every scene out and leave nothing to train on"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if isinstance(self.num_shards, bool) or not isinstance(self.num_shards, int):
+            raise ValueError(f"num_shards must be an integer, got {self.num_shards!r}")
         if self.num_shards < 0:
             raise ValueError(f"num_shards must be >= 0 (0 = auto), got {self.num_shards}")
         if not isinstance(self.record_format, RecordFormat):
             raise ValueError(f"record_format must be a RecordFormat, got {self.record_format!r}")
+        if self.mask_kind not in MASK_KINDS:
+            raise ValueError(
+                f"mask_kind must be one of {', '.join(MASK_KINDS)}, got {self.mask_kind!r}"
+            )
+        if self.label_map is not None:
+            check_label_map(self.label_map)
+        self.mask_rule  # noqa: B018 - MaskRule refuses contradictory combinations
         return self
+
+    @property
+    def mask_rule(self) -> MaskRule:
+        """How this run reads its masks."""
+        return MaskRule(
+            self.mask_kind, None if self.label_map is None else check_label_map(self.label_map)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,4 +95,6 @@ class PreprocessOptions:
             "seed": self.seed,
             "record_format": self.record_format.to_dict(),
             "num_shards": self.num_shards or "auto",
+            "mask_kind": self.mask_kind,
+            "label_map": None if self.label_map is None else {str(v): c for v, c in self.label_map},
         }

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipelines.core.errors import BadInputError
-from pipelines.core.palette import NUM_CLASSES
+from pipelines.core.palette import NUM_CLASSES, MaskRule
 from pipelines.core.records import RecordFormat
 from pipelines.core.tiling import patch_grid
 from pipelines.io.labeled import read_labeled_scene
@@ -35,12 +35,15 @@ class SceneStats:
     scene_id: str
 
 
-def load_scene(pair: ScenePair, patch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def load_scene(
+    pair: ScenePair, patch_size: int, rule: MaskRule | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`pipelines.io.labeled.read_labeled_scene`, plus the patch-size check this job needs.
 
-    Raises BadInputError naming the file at fault (undecodable, size mismatch, too small).
+    Raises BadInputError naming the file at fault (undecodable, corrupt, a mask no declared
+    rule reads, size or grid mismatch, too small).
     """
-    image, class_ids = read_labeled_scene(pair.image_uri, pair.mask_uri)
+    image, class_ids = read_labeled_scene(pair.image_uri, pair.mask_uri, rule)
     height, width = class_ids.shape
     if min(height, width) < patch_size:
         raise BadInputError(

@@ -22,10 +22,10 @@ from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsSingleton, TaggedOutput
 
 from pipelines.core.errors import BadInputError, ErrorRecord
-from pipelines.core.palette import NUM_CLASSES
+from pipelines.core.palette import NUM_CLASSES, MaskRule
 from pipelines.core.records import SPLITS, RecordFormat
 from pipelines.core.splits import SplitPlan, assign_split, split_score
-from pipelines.preprocess.pairing import STAGE, ScenePair, file_role, pair_files
+from pipelines.preprocess.pairing import STAGE, ScenePair, file_role, name_problem, pair_files
 from pipelines.preprocess.scenes import SceneStats, class_pixels, load_scene, scene_records
 
 TRAIN, VAL = SPLITS
@@ -134,16 +134,17 @@ class ProcessSceneFn(beam.DoFn):
     """A scene pair → its serialized patches on the ``train``/``val`` output, plus one
     :class:`SceneStats` (``stats``), or one :class:`ErrorRecord` (``errors``)."""
 
-    def __init__(self, patch_size: int, fmt: RecordFormat) -> None:
+    def __init__(self, patch_size: int, fmt: RecordFormat, rule: MaskRule | None = None) -> None:
         self.patch_size = patch_size
         self.fmt = fmt
+        self.rule = rule or MaskRule()
         self.scenes_ok = Metrics.counter(METRICS_NAMESPACE, "scenes_ok")
         self.scenes_bad = Metrics.counter(METRICS_NAMESPACE, "scenes_bad")
         self.patches = Metrics.counter(METRICS_NAMESPACE, "patches")
 
     def process(self, pair: ScenePair, plan: SplitPlan) -> Iterator[TaggedOutput]:
         try:
-            image, class_ids = load_scene(pair, self.patch_size)
+            image, class_ids = load_scene(pair, self.patch_size, self.rule)
         except BadInputError as error:
             self.scenes_bad.inc()
             yield TaggedOutput(ERRORS, ErrorRecord.from_error(error, STAGE, pair.scene_id))
@@ -159,20 +160,20 @@ class ProcessSceneFn(beam.DoFn):
 
 
 class PairScenes(beam.PTransform):
-    """File URIs → ``{"pairs": ScenePair…, "errors": ErrorRecord…}`` (orphans are errors).
+    """File URIs → ``{"pairs": ScenePair…, "errors": ErrorRecord…}``.
 
-    Files that are neither ``*_sat.jpg`` nor ``*_mask.png`` are ignored.
+    Orphans, duplicates and unsafe names are errors; files that are neither a labeled image nor
+    a mask (:mod:`pipelines.core.naming`) are ignored.
     """
 
     def expand(self, uris: beam.PCollection[str]) -> dict[str, beam.PCollection]:
+        roles = uris | "Role" >> beam.FlatMap(_keyed_by_scene).with_outputs(ERRORS, main="roles")
         paired = (
-            uris
-            | "Role" >> beam.FlatMap(_keyed_by_scene)
-            | "ById" >> beam.GroupByKey()
-            | "Pair" >> beam.MapTuple(pair_files)
+            roles["roles"] | "ById" >> beam.GroupByKey() | "Pair" >> beam.FlatMapTuple(pair_files)
         )
         routed = paired | "Sort" >> beam.FlatMap(_route_orphans).with_outputs(ERRORS, main="pairs")
-        return {"pairs": routed["pairs"], ERRORS: routed[ERRORS]}
+        errors = (roles[ERRORS], routed[ERRORS]) | "PairErrors" >> beam.Flatten()
+        return {"pairs": routed["pairs"], ERRORS: errors}
 
 
 def _route_orphans(item: ScenePair | ErrorRecord) -> Iterator[ScenePair | TaggedOutput]:
@@ -183,20 +184,35 @@ def _route_orphans(item: ScenePair | ErrorRecord) -> Iterator[ScenePair | Tagged
         yield TaggedOutput(ERRORS, item)
 
 
-def _keyed_by_scene(uri: str) -> list[tuple[str, tuple[str, str]]]:
+def _keyed_by_scene(uri: str) -> Iterator[tuple[str, tuple[str, str]] | TaggedOutput]:
     role = file_role(uri)
-    return [role] if role else []
+    if role is None:
+        return
+    problem = name_problem(uri)
+    if problem is not None:
+        Metrics.counter(METRICS_NAMESPACE, "unsafe_names").inc()
+        yield TaggedOutput(ERRORS, ErrorRecord(uri, problem, STAGE, role[0]))
+    else:
+        yield role
 
 
 class ScenesToPatches(beam.PTransform):
     """Scene pairs → ``{"train", "val": serialized patches, "errors", "stats"}``."""
 
-    def __init__(self, patch_size: int, val_fraction: float, seed: int, fmt: RecordFormat):
+    def __init__(
+        self,
+        patch_size: int,
+        val_fraction: float,
+        seed: int,
+        fmt: RecordFormat,
+        rule: MaskRule | None = None,
+    ):
         super().__init__()
         self.patch_size = patch_size
         self.val_fraction = val_fraction
         self.seed = seed
         self.fmt = fmt
+        self.rule = rule or MaskRule()
 
     def expand(self, pairs: beam.PCollection[ScenePair]) -> dict[str, beam.PCollection]:
         plan = (
@@ -205,6 +221,6 @@ class ScenesToPatches(beam.PTransform):
             | "SplitPlan" >> beam.CombineGlobally(SplitPlanFn(self.seed, self.val_fraction))
         )
         outputs = pairs | "Scenes" >> beam.ParDo(
-            ProcessSceneFn(self.patch_size, self.fmt), AsSingleton(plan)
+            ProcessSceneFn(self.patch_size, self.fmt, self.rule), AsSingleton(plan)
         ).with_outputs(TRAIN, VAL, ERRORS, STATS)
         return {tag: outputs[tag] for tag in (TRAIN, VAL, ERRORS, STATS)}

@@ -6,8 +6,11 @@ names every module the process imported, so a lazy import that turned eager show
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -15,11 +18,6 @@ from flows.cli import BENCHMARKS, COMMANDS, main
 
 # What `--help` and a bad flag must not pay for (TensorFlow alone is seconds).
 HEAVY = ("tensorflow", "keras", "apache_beam", "prefect")
-# Owned by other helpers (pipelines/bench): they import Beam through pipelines.io.storage at
-# module level. Remove the mark once `landcover bench preprocess|input --help` is light.
-BEAM_AT_IMPORT = pytest.mark.xfail(
-    reason="pipelines.bench.preprocess/input import Beam at module level", strict=False
-)
 
 
 def command_lines() -> list[pytest.ParameterSet]:
@@ -27,8 +25,7 @@ def command_lines() -> list[pytest.ParameterSet]:
     lines += [pytest.param([name], id=name) for name in COMMANDS]
     lines.append(pytest.param(["bench"], id="bench"))
     for name in BENCHMARKS:
-        marks = [BEAM_AT_IMPORT] if name in ("preprocess", "input") else []
-        lines.append(pytest.param(["bench", name], id=f"bench-{name}", marks=marks))
+        lines.append(pytest.param(["bench", name], id=f"bench-{name}"))
     return lines
 
 
@@ -113,3 +110,24 @@ def test_every_command_module_exists() -> None:
 
     for module, _ in (*COMMANDS.values(), *BENCHMARKS.values()):
         assert importlib.util.find_spec(module) is not None, module
+
+
+def test_missing_credentials_fail_in_seconds_with_one_line(tmp_path: Path) -> None:
+    """A gs:// argument without credentials: one line and exit 2, before any stage import."""
+    env = {k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"}
+    env["GOOGLE_APPLICATION_CREDENTIALS"] = str(tmp_path / "missing-key.json")
+    argv = ["predict", "--model", "gs://b/m", "--input", "gs://b/in", "--output", "gs://b/out"]
+    code = "import sys; from flows.cli import main; rc = main(sys.argv[1:]); " + (
+        "heavy = [m for m in ('tensorflow', 'keras', 'apache_beam') if m in sys.modules]; "
+        "print('HEAVY', heavy); sys.exit(rc)"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert time.monotonic() - started < 60
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no Google Cloud credentials for gs://b/" in lines[0]
+    assert "gcloud auth application-default login" in lines[0]
+    assert "HEAVY []" in done.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.demo import FULL, QUICK, summary_text
+from flows.demo import FULL, QUICK, holdout_baselines, summary_text
 
 
 def test_summary_names_every_class_and_path() -> None:
@@ -32,6 +32,27 @@ def test_summary_names_every_class_and_path() -> None:
     assert "mIoU                     0.800           0.500           0.700" in text
     assert "unet-v1 (promoted by this run)" in text
     assert "/w/predictions/unet-v1" in text
+
+
+def test_summary_shows_the_holdout_baselines() -> None:
+    text = summary_text(
+        {"models": {"unet": {"val_miou": 0.8}}, "promoted": False},
+        {},
+        {"miou": 0.7, "baselines": {"rgb_mean_miou": 0.55, "majority_miou": 0.05}},
+        {},
+    )
+    assert "nearest RGB mean 0.550, majority class 0.050" in text
+
+
+def test_holdout_baselines_fit_on_labeled_and_score_the_holdout(tmp_path: Path) -> None:
+    from pipelines.synth import write_scenes
+
+    write_scenes(str(tmp_path / "raw"), 2, size=64, seed=0)
+    write_scenes(str(tmp_path / "holdout"), 1, size=64, seed=1, first_id=900_000)
+    scores = holdout_baselines(str(tmp_path / "raw"), str(tmp_path / "holdout"))
+    assert set(scores) == {"rgb_mean_miou", "majority_miou"}
+    assert all(0 <= value <= 1 for value in scores.values())
+    assert holdout_baselines(str(tmp_path / "raw"), str(tmp_path / "none")) == {}
 
 
 def test_full_demo_trains_more_than_the_quick_one() -> None:

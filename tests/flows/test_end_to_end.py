@@ -83,9 +83,10 @@ def test_train_then_drop_then_nightly_inference(
         assert Image.open(mask).size == (80, 80)
         assert palette_only(mask)
 
-    # Nightly: only the scene that arrived since is predicted.
+    # Nightly, with the drop's inference options: only the scene that arrived since is
+    # predicted; the other two have current done-records (same input, model and options).
     write_scenes(layout.incoming, 1, size=70, seed=13, first_id=700, labeled=False)
-    nightly = nightly_inference(root=root, inference=TINY_INFERENCE, beam_args=[])
+    nightly = nightly_inference(root=root, beam_args=[])
     assert (nightly["scenes"], nightly["already_done"], nightly["predicted"]) == (3, 2, 1)
     assert Image.open(predictions / "700_mask.png").size == (70, 70)
     shutil.rmtree(drops)

@@ -1,4 +1,5 @@
-"""The nightly-inference flow: only scenes without a mask for the promoted model are predicted."""
+"""The nightly-inference flow: batch inference decides what is done (its done-records), the flow
+never pre-filters by file name; a vanished promoted model is a clear error."""
 
 from __future__ import annotations
 
@@ -8,24 +9,21 @@ from typing import Any
 import pytest
 
 from flows import tasks
-from flows.inference import nightly_inference, pending_scenes
+from flows.inference import nightly_inference
 from flows.layout import Layout
-from flows.registry import promote_if_better
+from flows.registry import PromotedModelMissingError, promote_if_better
 
 
-def test_pending_scenes() -> None:
-    inputs = ["1_sat.jpg", "2_sat.png", "3_sat.tif", "notes.txt"]
-    outputs = ["2_mask.png", "9_mask.png", "errors"]
-    assert pending_scenes(inputs, outputs) == ["1", "3"]
-
-
-def test_nightly_inference_predicts_only_what_is_missing(
+def test_nightly_inference_leaves_done_ness_to_batch_inference(
     prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "root"
     layout = Layout(str(root))
     assert nightly_inference(root=str(root))["status"] == "no-model"
 
+    model_dir = root / "models/unet/v1"
+    model_dir.mkdir(parents=True)
+    (model_dir / "model.keras").write_bytes(b"model")
     promote_if_better(
         str(root),
         {
@@ -62,6 +60,14 @@ def test_nightly_inference_predicts_only_what_is_missing(
     assert (summary["scenes"], summary["already_done"], summary["predicted"]) == (3, 1, 2)
     assert summary["model_version"] == "unet-v1"
 
+    # A file named like a finished mask is not "done": only batch inference's records say so.
+    assert (summary["skipped"], summary["failed"]) == (1, 0)
+
     again = nightly_inference(root=str(root))
-    assert len(calls) == 1  # nothing left: batch inference is not even started
+    assert len(calls) == 2  # asked again; batch inference skips what its records say is done
     assert (again["scenes"], again["already_done"], again["predicted"]) == (3, 3, 0)
+
+    (model_dir / "model.keras").unlink()
+    with pytest.raises(PromotedModelMissingError, match=r"unet-v1 is missing: .*model\.keras"):
+        nightly_inference(root=str(root))
+    assert len(calls) == 2

@@ -17,7 +17,7 @@ from flows.options import (
 )
 from models.train.config import TrainConfig
 from pipelines.core.records import RecordFormat
-from pipelines.core.tiling import PATCH_SIZE, TILE_OVERLAP, TILE_SIZE
+from pipelines.core.tiling import PATCH_SIZE, TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE
 from pipelines.preprocess.options import PreprocessOptions
 
 
@@ -79,14 +79,18 @@ def test_recorded_options_leave_out_where_records_are() -> None:
         "seed": 4,
         "record_format": {"codec": "raw", "compression": "none"},
         "num_shards": "auto",
+        "mask_kind": "auto",
+        "label_map": None,
     }
     moved = preprocess_options({"seed": 4}, input_uri="/b/raw", output_uri="/b/records/x")
     assert recorded_options(moved) == recorded
 
 
 def test_inference_options_default_to_the_shared_tiling() -> None:
-    assert InferenceOptions() == InferenceOptions(tile=TILE_SIZE, overlap=TILE_OVERLAP)
-    assert InferenceOptions(tile=64, overlap=16).to_dict() == {
+    assert InferenceOptions() == InferenceOptions(
+        tile=TILE_SIZE, overlap=TILE_OVERLAP, batch_size=TILE_BATCH_SIZE
+    )
+    assert InferenceOptions(tile=64, overlap=16, batch_size=4).to_dict() == {
         "tile": 64,
         "overlap": 16,
         "batch_size": 4,

@@ -9,16 +9,30 @@ from pathlib import Path
 import pytest
 
 from flows.layout import Layout
-from flows.registry import is_better, promote_if_better, read_promoted
+from flows.registry import (
+    PromotedModelMissingError,
+    is_better,
+    promote_if_better,
+    promoted_model,
+    read_promoted,
+)
+
+MODELS: Path | None = None
+
+
+@pytest.fixture(autouse=True)
+def models_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Where :func:`candidate` writes its model files (promotion checks they exist)."""
+    global MODELS
+    MODELS = tmp_path_factory.mktemp("models")
 
 
 def candidate(arch: str, version: str, score: float) -> dict[str, object]:
-    return {
-        "arch": arch,
-        "version": version,
-        "model_uri": f"/models/{arch}/{version}",
-        "val_miou": score,
-    }
+    assert MODELS is not None
+    folder = MODELS / arch / version
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.keras").write_bytes(f"{arch}-{version}".encode())
+    return {"arch": arch, "version": version, "model_uri": str(folder), "val_miou": score}
 
 
 def test_first_model_ever_is_promoted(tmp_path: Path) -> None:
@@ -39,7 +53,7 @@ def test_better_model_is_promoted_and_remembers_the_previous(tmp_path: Path) -> 
     pointer = read_promoted(root)
     assert pointer is not None
     assert pointer["model_version"] == "resnet50_unet-v2"
-    assert pointer["previous"]["model_uri"] == "/models/unet/v1"
+    assert pointer["previous"]["model_uri"].endswith("/unet/v1")
     assert pointer["previous"]["val_miou"] == pytest.approx(0.41)
 
 
@@ -78,7 +92,49 @@ def test_is_better_is_strict() -> None:
 
 
 def test_pointer_on_gcs(gcs_root: str) -> None:
-    assert promote_if_better(gcs_root, candidate("unet", "v1", 0.2))
-    assert not promote_if_better(gcs_root, candidate("unet", "v2", 0.1))
+    from pipelines.io import storage
+
+    def on_gcs(arch: str, version: str, score: float) -> dict[str, object]:
+        model_uri = f"{gcs_root}/models/{arch}/{version}"
+        storage.write_bytes(f"{model_uri}/model.keras", b"model")
+        return {**candidate(arch, version, score), "model_uri": model_uri}
+
+    assert promote_if_better(gcs_root, on_gcs("unet", "v1", 0.2))
+    assert not promote_if_better(gcs_root, on_gcs("unet", "v2", 0.1))
+    assert promoted_model(gcs_root) is not None
     pointer = read_promoted(gcs_root)
     assert pointer is not None and pointer["version"] == "v1"
+
+
+def test_a_model_without_its_file_is_never_promoted(tmp_path: Path) -> None:
+    root = str(tmp_path / "root")
+    ghost = {"arch": "unet", "version": "v1", "model_uri": str(tmp_path / "nope"), "val_miou": 0.9}
+    with pytest.raises(FileNotFoundError, match=r"refusing to promote unet: no .*model\.keras"):
+        promote_if_better(root, ghost)
+    assert read_promoted(root) is None
+
+
+def test_the_pointer_records_the_promoted_model_checksum(tmp_path: Path) -> None:
+    import hashlib
+
+    root = str(tmp_path / "root")
+    chosen = candidate("unet", "v1", 0.4)
+    promote_if_better(root, chosen)
+    pointer = promoted_model(root)
+    data = Path(str(chosen["model_uri"]), "model.keras").read_bytes()
+    assert pointer is not None and pointer["model_size"] == len(data)
+    assert pointer["model_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_vanished_promoted_model_is_named_and_the_next_run_can_promote(tmp_path: Path) -> None:
+    root = str(tmp_path / "root")
+    first = candidate("unet", "v1", 0.9)
+    promote_if_better(root, first)
+    Path(str(first["model_uri"]), "model.keras").unlink()
+    with pytest.raises(PromotedModelMissingError, match=r"promoted model unet-v1 is missing"):
+        promoted_model(root)
+    # A worse score than the vanished model's still wins: there is nothing usable to beat.
+    assert promote_if_better(root, candidate("resnet50_unet", "v2", 0.1))
+    pointer = promoted_model(root)
+    assert pointer is not None and pointer["model_version"] == "resnet50_unet-v2"
+    assert "does not exist" in pointer["previous"]["missing"]

@@ -19,7 +19,7 @@ from flows.retries import (
     storage_retry_options,
 )
 from pipelines.core.errors import BadInputError
-from pipelines.io import storage
+from pipelines.io import integrity
 
 
 @pytest.mark.parametrize(
@@ -93,8 +93,8 @@ def test_move_task_succeeds_on_second_attempt_after_a_storage_error(
     src, dst = tmp_path / "in" / "1_sat.jpg", tmp_path / "out" / "1_sat.jpg"
     src.parent.mkdir()
     src.write_bytes(b"scene")
-    flaky = FlakyOnce(storage.copy_file, ConnectionResetError("connection reset by peer"))
-    monkeypatch.setattr(storage, "copy_file", flaky)
+    flaky = FlakyOnce(integrity.verified_move, ConnectionResetError("connection reset by peer"))
+    monkeypatch.setattr(integrity, "verified_move", flaky)
     move = tasks.move_files.with_options(retry_delay_seconds=0)
 
     @flow

@@ -16,7 +16,7 @@ from flows.registry import read_promoted
 from flows.train import best_candidate, labeled_inputs, paired_ids, train, val_scene_ids
 from pipelines.core.manifest import Manifest
 from pipelines.core.records import RecordFormat
-from pipelines.core.tiling import PATCH_SIZE
+from pipelines.core.tiling import PATCH_SIZE, TILE_BATCH_SIZE
 from pipelines.io.records import write_manifest
 from pipelines.preprocess.options import PreprocessOptions
 
@@ -85,6 +85,8 @@ class FakeStages:
         metadata = {"arch": config["arch"], "val_miou": 0.1, "history": [{}] * config["epochs"]}
         Path(config["output"]).mkdir(parents=True, exist_ok=True)
         Path(config["output"], "metadata.json").write_text(json.dumps(metadata))
+        # Promotion verifies the model file is there before it points at it.
+        Path(config["output"], "model.keras").write_bytes(config["arch"].encode())
         return metadata
 
     def predict(
@@ -144,7 +146,7 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
     prefect_harness: None, root_with_raw: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = str(root_with_raw)
-    stages = FakeStages({"unet": 0.42, "resnet50_unet": 0.55})
+    stages = FakeStages({"unet": 0.42, "resnet50_unet": 0.55, "deeplabv3plus": 0.5})
     stages.install(monkeypatch)
 
     result = train(root=root, **SMALL)
@@ -152,7 +154,8 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
     assert len(stages.preprocess_calls) == 1 and result["preprocessed"]
     assert stages.preprocess_calls[0].patch_size == 64
     assert stages.preprocess_calls[0].input_uri == Layout(root).raw
-    assert [c["arch"] for c in stages.fit_calls] == ["unet", "resnet50_unet"]
+    # every registered architecture by default, compared and the best promoted
+    assert [c["arch"] for c in stages.fit_calls] == ["unet", "resnet50_unet", "deeplabv3plus"]
     layout = Layout(root)
     for config in stages.fit_calls:
         assert config["data"] == layout.records("default")
@@ -177,7 +180,7 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
 
     # Same raw/ and options: no preprocessing; the promoted model is re-scored on the same
     # scenes (0.50 now) and the new unet (0.52) beats it, the new resnet (0.45) does not matter.
-    stages.scores = {"unet": 0.52, "resnet50_unet": 0.45}
+    stages.scores = {"unet": 0.52, "resnet50_unet": 0.45, "deeplabv3plus": 0.40}
     stages.baseline = 0.50
     again = train(root=root, **SMALL)
     assert len(stages.preprocess_calls) == 1 and not again["preprocessed"]
@@ -187,7 +190,7 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
     assert pointer["previous"]["val_miou"] == pytest.approx(0.50)
 
     # Worse than the re-scored promoted model: kept.
-    stages.scores = {"unet": 0.3, "resnet50_unet": 0.35}
+    stages.scores = {"unet": 0.3, "resnet50_unet": 0.35, "deeplabv3plus": 0.3}
     stages.baseline = 0.52
     third = train(root=root, archs=("resnet50_unet",), **SMALL)
     assert not third["promoted"]
@@ -243,7 +246,8 @@ def test_option_groups_arrive_as_json_and_default_once(
             "inference": {"tile": 64, "overlap": 16},
         }
     )
-    assert parameters["inference"] == InferenceOptions(tile=64, overlap=16, batch_size=4)
+    tiny = InferenceOptions(tile=64, overlap=16, batch_size=TILE_BATCH_SIZE)
+    assert parameters["inference"] == tiny
     train(**parameters)
     (config,) = stages.fit_calls
     # The flow's own choice (FLOW_TRAINING), the override (a string coerced), the rest
@@ -255,7 +259,7 @@ def test_option_groups_arrive_as_json_and_default_once(
     (options,) = stages.preprocess_calls
     assert options.record_format == RecordFormat("png", "none")
     assert options.patch_size == PATCH_SIZE
-    assert stages.predict_options == [InferenceOptions(tile=64, overlap=16, batch_size=4)]
+    assert stages.predict_options == [tiny]
 
 
 def test_val_ids_recomputed_match_what_preprocess_wrote(
@@ -287,7 +291,7 @@ def test_deployed_training_starts_one_run_per_arch_and_reads_their_metadata(
     """With ``train_deployment`` each arch becomes a deployment run (e.g. on a GPU pool)."""
     import flows.train as train_module
 
-    stages = FakeStages({"unet": 0.4, "resnet50_unet": 0.3})
+    stages = FakeStages({"unet": 0.4, "resnet50_unet": 0.3, "deeplabv3plus": 0.2})
     stages.install(monkeypatch)
     started: list[tuple[str, dict[str, Any]]] = []
 
@@ -304,6 +308,7 @@ def test_deployed_training_starts_one_run_per_arch_and_reads_their_metadata(
     assert [(n, p["arch"]) for n, p in started] == [
         ("train-model/landcover", "unet"),
         ("train-model/landcover", "resnet50_unet"),
+        ("train-model/landcover", "deeplabv3plus"),
     ]
     assert started[0][1]["config"]["output"] == Layout(str(root_with_raw)).model_dir(
         "unet", result["run"]

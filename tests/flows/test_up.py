@@ -150,3 +150,34 @@ def test_drop_events_start_imagery_drop_runs_on_a_real_server(
     assert status == 0, "".join(up.lines[-40:])
     assert "stopped." in "".join(up.lines)
     assert not port_in_use(port)
+
+
+@pytest.mark.parametrize(("argv", "host"), [([], "127.0.0.1"), (["--host", "0.0.0.0"], "0.0.0.0")])
+def test_up_binds_the_server_to_loopback_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], host: str
+) -> None:
+    """The Prefect API has no login: `landcover up` listens on 127.0.0.1 by default."""
+    from flows import up
+
+    started: list[list[str]] = []
+
+    class Stop(KeyboardInterrupt):
+        pass
+
+    def fake_popen(command: list[str], **_: object) -> None:
+        started.append(command)
+        raise Stop
+
+    monkeypatch.setattr(up, "port_in_use", lambda port, host="127.0.0.1": False)
+    monkeypatch.setattr(up.subprocess, "Popen", fake_popen)
+    monkeypatch.setattr(up.signal, "signal", lambda *_: None)
+    assert up.main(["--root", str(tmp_path), "--port", "4999", *argv]) == 0
+    (command,) = started
+    assert command[command.index("--host") + 1] == host
+    assert up.server_command(4200)[-5:] == [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "4200",
+        "--analytics-off",
+    ]

@@ -14,6 +14,7 @@ from models.architectures import (
     get_encoder,
     set_encoder_trainable,
 )
+from models.registry import ENCODER_ARCHITECTURES
 from pipelines.core.palette import NUM_CLASSES
 
 
@@ -58,7 +59,7 @@ def test_freezing_the_encoder_leaves_only_the_decoder_trainable():
 
 def test_unet_has_no_encoder_to_freeze(tiny_unet):
     assert get_encoder(tiny_unet) is None
-    with pytest.raises(ValueError, match="no 'resnet50_encoder'"):
+    with pytest.raises(ValueError, match=r"no 'resnet50_encoder'.*resnet50_unet, deeplabv3plus"):
         set_encoder_trainable(tiny_unet, False)
 
 
@@ -67,7 +68,7 @@ def test_unknown_architecture_lists_the_valid_ones():
         build_model("deeplab")
     for name in ARCHITECTURES:
         assert name in str(raised.value)
-    assert set(ARCHITECTURES) == {"unet", "resnet50_unet"}
+    assert set(ARCHITECTURES) == {"unet", "resnet50_unet", "deeplabv3plus"}
 
 
 def test_unet_refuses_encoder_weights():
@@ -114,7 +115,8 @@ def test_build_model_dispatches_through_the_registry() -> None:
     for name in ARCHITECTURES:
         model = build_model(name, base_filters=2)
         assert model.name == name
-        assert (get_encoder(model) is not None) == (name == "resnet50_unet")
-    assert get_encoder(build_model("resnet50_unet", base_filters=2)).name == ENCODER_NAME
+        assert (get_encoder(model) is not None) == (name in ENCODER_ARCHITECTURES)
+        if name in ENCODER_ARCHITECTURES:
+            assert get_encoder(model).name == ENCODER_NAME
     with pytest.raises(ValueError, match="base_filters must be >= 1"):
         build_model("unet", base_filters=0)

@@ -164,3 +164,32 @@ def test_bad_config_is_refused() -> None:
         InputConfig(batch_size=0)
     with pytest.raises(ValueError, match="crop_size"):
         InputConfig(crop_size=0)
+
+
+def test_color_jitter_changes_the_image_only_and_keeps_alignment(coded_records: str) -> None:
+    """Jitter on: the same orientation (mask) as without it; the image's colours change, and
+    its positions still line up with the mask (the jittered image is a function of the
+    un-jittered one, pixel for pixel)."""
+    plain = InputConfig(batch_size=4, augment=True, deterministic=True, seed=3)
+    jittered = InputConfig(batch_size=4, augment=True, color_jitter=0.3, deterministic=True, seed=3)
+    changed = 0
+    for (image_a, mask_a), (image_b, mask_b) in zip(
+        batches(make_input(coded_records, "train", plain), 3),
+        batches(make_input(coded_records, "train", jittered), 3),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(mask_a, mask_b)
+        a = np.rint(image_a * 255).astype(np.int64)
+        b = np.rint(image_b * 255).astype(np.int64)
+        changed += int(np.any(a != b))
+        for patch_a, patch_b in zip(a, b, strict=True):
+            # Same input colour → same output colour within a patch: no pixel moved.
+            seen: dict[tuple[int, ...], tuple[int, ...]] = {}
+            for pa, pb in zip(patch_a.reshape(-1, 3), patch_b.reshape(-1, 3), strict=True):
+                assert seen.setdefault(tuple(pa), tuple(pb)) == tuple(pb)
+    assert changed == 3
+
+
+def test_color_jitter_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="color_jitter"):
+        InputConfig(color_jitter=1.0)

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.losses import DiceLoss, dice_coefficient, soft_dice_per_class
+from models.loss_options import median_frequency_weights, parse_class_weights
+from models.losses import (
+    DiceLoss,
+    cross_entropy_sums,
+    dice_coefficient,
+    segmentation_loss,
+    soft_dice_per_class,
+)
 from pipelines.core.palette import ACTIVE_CLASSES, NUM_CLASSES, UNKNOWN, one_hot
 
 
@@ -167,3 +174,97 @@ def test_sums_of_split_batches_give_the_whole_batch_dice():
     )
     expected = reference_dice_loss(truth, probs, 1.0, weights, ignore_unknown=True)
     assert 1 - float(combined) == pytest.approx(expected, rel=1e-5)
+
+
+# ---- compound losses and class weights ---------------------------------------------------------
+
+
+def reference_cross_entropy(
+    truth: np.ndarray, probs: np.ndarray, weights=None, gamma: float = 0.0, ignore_unknown=False
+) -> float:
+    """Σ_i w_{y_i} (1 - p_i)^γ (-log p_i) / Σ_i w_{y_i}, p_i the probability of the true class."""
+    t = truth.astype(np.float64).reshape(-1, NUM_CLASSES)
+    p = np.clip(probs.astype(np.float64).reshape(-1, NUM_CLASSES), 1e-7, 1.0)
+    w = np.ones(NUM_CLASSES) if weights is None else np.asarray(weights, np.float64).copy()
+    if ignore_unknown:
+        w[UNKNOWN] = 0.0
+    labels = t.argmax(-1)
+    p_true = p[np.arange(len(p)), labels]
+    per_pixel = -np.log(p_true) * (1.0 - p_true) ** gamma
+    pixel_w = w[labels]
+    return float((pixel_w * per_pixel).sum() / pixel_w.sum())
+
+
+WEIGHTS = (0.5, 2.0, 1.0, 3.0, 0.25, 1.5, 1.0)
+
+
+@pytest.mark.parametrize("loss", ["dice", "dice+ce", "focal+dice"])
+@pytest.mark.parametrize("weights", [None, WEIGHTS])
+@pytest.mark.parametrize("ignore_unknown", [False, True])
+def test_segmentation_losses_match_the_numpy_reference(loss, weights, ignore_unknown) -> None:
+    truth, probs = _random_case(seed=3)
+    expected = reference_dice_loss(truth, probs, weights=weights, ignore_unknown=ignore_unknown)
+    if loss != "dice":
+        gamma = 2.0 if loss == "focal+dice" else 0.0
+        expected += reference_cross_entropy(truth, probs, weights, gamma, ignore_unknown)
+    got = segmentation_loss(
+        truth,
+        probs,
+        loss=loss,
+        class_weights=weights,
+        ignore_unknown=ignore_unknown,
+        focal_gamma=2.0,
+    )
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_focal_term_is_smaller_than_cross_entropy_on_confident_pixels() -> None:
+    truth, probs = _random_case(seed=4)
+    dice_only = float(segmentation_loss(truth, probs, loss="dice"))
+    ce = float(segmentation_loss(truth, probs, loss="dice+ce")) - dice_only
+    focal = float(segmentation_loss(truth, probs, loss="focal+dice")) - dice_only
+    assert 0 < focal < ce
+
+
+def test_cross_entropy_sums_are_the_weighted_mean_parts() -> None:
+    truth, probs = _random_case(seed=5)
+    weighted, total = cross_entropy_sums(truth, probs, class_weights=WEIGHTS)
+    labels = truth.reshape(-1, NUM_CLASSES).argmax(-1)
+    assert float(total) == pytest.approx(float(np.asarray(WEIGHTS)[labels].sum()), rel=1e-6)
+    assert float(weighted) / float(total) == pytest.approx(
+        reference_cross_entropy(truth, probs, WEIGHTS), rel=1e-5
+    )
+
+
+def test_median_frequency_weights_match_the_reference() -> None:
+    counts = {
+        "urban": 100,
+        "agriculture": 1000,
+        "rangeland": 200,
+        "forest": 400,
+        "water": 50,
+        "barren": 0,
+        "unknown": 10,
+    }
+    freqs = np.array([100, 1000, 200, 400, 50, 0, 10], np.float64)
+    freqs /= freqs.sum()
+    median = np.median(freqs[freqs > 0])
+    expected = np.where(freqs > 0, median / np.where(freqs > 0, freqs, 1), 0.0)
+    np.testing.assert_allclose(median_frequency_weights(counts), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        median_frequency_weights([100, 1000, 200, 400, 50, 0, 10]), expected, rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="no labelled pixels"):
+        median_frequency_weights([0] * NUM_CLASSES)
+
+
+def test_class_weight_option_parsing() -> None:
+    assert parse_class_weights("none") is None
+    assert parse_class_weights("AUTO") == "auto"
+    assert parse_class_weights("1,2,3,4,5,6,0") == (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0)
+    with pytest.raises(ValueError, match="one weight per class"):
+        parse_class_weights("1,2")
+    with pytest.raises(ValueError, match="auto, none or 7 numbers"):
+        parse_class_weights("heavy")
+    with pytest.raises(ValueError, match="unknown loss"):
+        segmentation_loss(*_random_case(), loss="ce")

@@ -19,10 +19,12 @@ from models.registry import (
 
 
 def test_names_and_unknown_names() -> None:
-    assert ARCHITECTURES == ("unet", "resnet50_unet")
-    assert set(ENCODER_ARCHITECTURES) <= set(ARCHITECTURES)
+    assert ARCHITECTURES == ("unet", "resnet50_unet", "deeplabv3plus")
+    assert ENCODER_ARCHITECTURES == ("resnet50_unet", "deeplabv3plus")
     assert check_architecture("unet") == "unet"
-    with pytest.raises(ValueError, match="unknown architecture 'vgg'; valid: unet, resnet50_unet"):
+    with pytest.raises(
+        ValueError, match="unknown architecture 'vgg'; valid: unet, resnet50_unet, deeplabv3plus"
+    ):
         check_architecture("vgg")
     with pytest.raises(ValueError, match="unknown architecture"):
         builder("vgg")
@@ -43,12 +45,14 @@ def test_checking_a_name_imports_neither_tensorflow_nor_keras() -> None:
 
 def test_custom_objects_are_saved_under_the_one_package_name() -> None:
     """Saved models name these ``landcover>…``: renaming one would break every model.keras."""
+    from models.encoders import ImageNetCaffePreprocessing
     from models.keras_metrics import DeepGlobeMeanIoU
-    from models.layers import CropLike, PadToMultiple
+    from models.layers import CropLike, PadToMultiple, ResizeLike
     from models.losses import DiceLoss, dice_coefficient
 
     assert KERAS_PACKAGE == "landcover"
-    for obj in (PadToMultiple, CropLike, DiceLoss, dice_coefficient, DeepGlobeMeanIoU):
+    custom = (PadToMultiple, CropLike, ResizeLike, ImageNetCaffePreprocessing, DiceLoss)
+    for obj in (*custom, dice_coefficient, DeepGlobeMeanIoU):
         name = keras.saving.get_registered_name(obj)
         assert name == f"{KERAS_PACKAGE}>{obj.__name__}"
         assert keras.saving.get_registered_object(name) is obj

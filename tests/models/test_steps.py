@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.losses import DiceLoss, dice_from_sums, dice_sums
+from models.losses import DiceLoss, dice_from_sums, dice_sums, segmentation_loss
 from models.steps import (
-    DiceSpec,
+    LossSpec,
     batchnorm_statistics,
-    global_batch_dice_loss,
+    global_batch_loss,
     make_eval_step,
     make_train_step,
 )
@@ -38,9 +38,9 @@ def test_step_dice_equals_the_shared_dice_loss() -> None:
     y_pred = tf.nn.softmax(tf.constant(rng.normal(size=(2, 9, 7, NUM_CLASSES)), tf.float32))
     for ignore in (False, True):
         for smooth in (1.0, 10.0):
-            spec = DiceSpec(smooth=smooth, ignore_unknown=ignore)
+            spec = LossSpec(smooth=smooth, ignore_unknown=ignore)
             expected = float(DiceLoss(smooth=smooth, ignore_unknown=ignore)(y_true, y_pred))
-            assert float(global_batch_dice_loss(y_true, y_pred, spec)) == pytest.approx(
+            assert float(global_batch_loss(y_true, y_pred, spec)) == pytest.approx(
                 expected, rel=1e-6
             )
             # The validation path (host-side sums) agrees too.
@@ -52,6 +52,29 @@ def test_step_dice_equals_the_shared_dice_loss() -> None:
             )
 
 
+@pytest.mark.parametrize("loss", ["dice+ce", "focal+dice"])
+def test_step_compound_loss_equals_the_shared_loss(loss: str) -> None:
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, NUM_CLASSES, (2, 9, 7))
+    ids[1, :2] = UNKNOWN
+    y_true = tf.one_hot(ids, NUM_CLASSES)
+    y_pred = tf.nn.softmax(tf.constant(rng.normal(size=(2, 9, 7, NUM_CLASSES)), tf.float32))
+    weights = (0.5, 2.0, 1.0, 3.0, 0.25, 1.5, 1.0)
+    for ignore in (False, True):
+        spec = LossSpec(loss=loss, class_weights=weights, ignore_unknown=ignore, focal_gamma=1.5)
+        expected = segmentation_loss(
+            y_true,
+            y_pred,
+            loss=loss,
+            class_weights=weights,
+            ignore_unknown=ignore,
+            focal_gamma=1.5,
+        )
+        assert float(global_batch_loss(y_true, y_pred, spec)) == pytest.approx(
+            float(expected), rel=1e-6
+        )
+
+
 def test_eval_step_counts_the_shared_confusion_matrix() -> None:
     keras.utils.set_random_seed(1)
     model = tiny_model()
@@ -61,7 +84,7 @@ def test_eval_step_counts_the_shared_confusion_matrix() -> None:
     truth[0, :2] = UNKNOWN
     masks = tf.one_hot(truth, NUM_CLASSES)
     strategy = tf.distribute.get_strategy()
-    spec = DiceSpec(ignore_unknown=True)
+    spec = LossSpec(ignore_unknown=True)
     intersection, total, counts = make_eval_step(strategy, model, spec)((images, masks))
     probabilities = model(images, training=False)
     expected = metrics.confusion_matrix(truth, np.asarray(probabilities).argmax(-1))
@@ -93,6 +116,6 @@ def test_xla_compiled_step_trains() -> None:
     images = rng.random((2, 8, 8, 3)).astype(np.float32)
     masks = tf.one_hot((images[..., 0] * NUM_CLASSES).astype(np.int32), NUM_CLASSES)
     iterator = iter(tf.data.Dataset.from_tensors((images, masks)).repeat())
-    step = make_train_step(strategy, model, optimizer, DiceSpec(), jit_compile=True)
+    step = make_train_step(strategy, model, optimizer, LossSpec(), jit_compile=True)
     losses = [float(step(iterator)) for _ in range(10)]
     assert losses[-1] < losses[0]

@@ -21,18 +21,54 @@ from pipelines.core.palette import CLASS_NAMES
 from pipelines.core.records import RecordFormat
 
 
+def small_manifest() -> Manifest:
+    return Manifest.build(
+        patch_size=64,
+        record_format=RecordFormat(),
+        scene_ids={"train": ["1"], "val": ["2"]},
+        patches={"train": 4, "val": 4},
+        created_at="2026-01-01T00:00:00+00:00",
+    )
+
+
+def test_metadata_publishes_the_best_epoch_with_the_full_history() -> None:
+    config = TrainConfig(data="/d", output="/m/unet/v4", epochs=3, loss="dice+ce")
+    history = [
+        {"epoch": 1, "val_miou": 0.30, "val_dice": 0.5, "val_per_class_iou": {"urban": 0.1}},
+        {"epoch": 2, "val_miou": 0.45, "val_dice": 0.6, "val_per_class_iou": {"urban": 0.2}},
+        {"epoch": 3, "val_miou": 0.40, "val_dice": 0.7, "val_per_class_iou": {"urban": 0.3}},
+    ]
+    metadata = build_metadata(
+        config,
+        strategy="default",
+        replicas=1,
+        workers=1,
+        global_batch=4,
+        steps_per_epoch=3,
+        manifest=small_manifest(),
+        history=history,
+        resumed_from_step=[],
+        steps=9,
+        optimizer_iterations=9,
+        wall_time_s=1.0,
+        best={"epoch": 2, "val_miou": 0.45, "weights": "/m/unet/v4/checkpoints/best-epoch-2"},
+        class_weights=(1.0,) * 7,
+    )
+    assert metadata["best_epoch"] == 2 and metadata["epochs_run"] == 3
+    assert (metadata["val_miou"], metadata["val_dice"]) == (0.45, 0.6)
+    assert metadata["val_per_class_iou"] == {"urban": 0.2}
+    assert metadata["history"] == history
+    assert metadata["loss"]["name"] == "dice+ce" and metadata["loss"]["class_weights"] == [1.0] * 7
+    assert metadata["optimizer"]["name"] == "AdamW"
+
+
 def test_code_version_names_the_checkout() -> None:
     assert code_version().startswith("git:")
 
 
 def test_metadata_says_what_produced_the_model() -> None:
     config = TrainConfig(data="/d", output="/m/unet/v3", batch_size=2, crop_size=32)
-    manifest = Manifest.build(
-        patch_size=64,
-        record_format=RecordFormat(),
-        scene_ids={"train": ["a"], "val": ["b"]},
-        patches={"train": 4, "val": 4},
-    )
+    manifest = small_manifest()
     history = [{"epoch": 1, "val_miou": 0.25, "val_dice": 0.5, "val_per_class_iou": {"urban": 0}}]
     metadata = build_metadata(
         config,

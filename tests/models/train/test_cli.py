@@ -30,6 +30,39 @@ def test_flags_become_a_train_config() -> None:
     assert config_from_args([*argv[:6], "--val-steps", "all"]).val_steps is None
 
 
+def test_recipe_flags_and_presets() -> None:
+    base = ["--data", "d", "--output", "o", "--arch", "unet"]
+    argv = [*base, "--lr-schedule", "poly", "--warmup-epochs", "0.5", "--weight-decay", "0.01"]
+    argv += ["--loss", "focal+dice", "--focal-gamma", "1.5", "--class-weights", "auto"]
+    argv += ["--color-jitter", "0.2", "--early-stopping-patience", "3", "--fresh"]
+    config = config_from_args(argv)
+    assert (config.lr_schedule, config.warmup_epochs, config.weight_decay) == ("poly", 0.5, 0.01)
+    assert (config.loss, config.focal_gamma, config.class_weights) == ("focal+dice", 1.5, "auto")
+    assert (config.color_jitter, config.early_stopping_patience, config.fresh) == (0.2, 3, True)
+    defaults = config_from_args(base)
+    assert (defaults.loss, defaults.lr_schedule, defaults.class_weights) == (
+        "dice",
+        "cosine",
+        "none",
+    )
+    assert defaults.preset is None and not defaults.fresh
+    cpu = config_from_args([*base, "--preset", "cpu"])
+    assert (cpu.preset, cpu.crop_size, cpu.base_filters) == ("cpu", 160, 16)
+    gpu = config_from_args([*base, "--preset", "gpu", "--crop-size", "256", "--no-mixed-precision"])
+    assert (gpu.preset, gpu.crop_size, gpu.base_filters, gpu.mixed_precision) == (
+        "gpu",
+        256,
+        64,
+        False,
+    )
+
+
+def test_bad_class_weights_are_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        config_from_args(["--data", "d", "--output", "o", "--arch", "unet", "--class-weights", "1"])
+    assert "one weight per class" in capsys.readouterr().err
+
+
 def test_unknown_architecture_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as raised:
         build_parser().parse_args(["--data", "d", "--output", "o", "--arch", "vgg"])

@@ -8,13 +8,19 @@ import sys
 import pytest
 
 from models.registry import ARCHITECTURES
-from models.train.config import ARCHS, TrainConfig, default_steps_per_epoch
+from models.train.config import (
+    ARCHS,
+    PRESETS,
+    TrainConfig,
+    config_fingerprint_parts,
+    default_steps_per_epoch,
+)
 from pipelines.core.manifest import Manifest
 from pipelines.core.records import RecordFormat
 
 
 def test_architectures_are_the_registry_s() -> None:
-    assert ARCHS == ARCHITECTURES == ("unet", "resnet50_unet")
+    assert ARCHS == ARCHITECTURES == ("unet", "resnet50_unet", "deeplabv3plus")
 
 
 def test_validation_names_the_bad_option() -> None:
@@ -65,3 +71,40 @@ def test_config_imports_neither_tensorflow_nor_keras() -> None:
         "sys.exit(bool({'tensorflow', 'keras'} & set(sys.modules)))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_recipe_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="unknown lr_schedule 'step'"):
+        TrainConfig(data="d", output="o", lr_schedule="step").validate()
+    with pytest.raises(ValueError, match="unknown loss 'ce'"):
+        TrainConfig(data="d", output="o", loss="ce").validate()
+    with pytest.raises(ValueError, match="one weight per class"):
+        TrainConfig(data="d", output="o", class_weights="1,2").validate()
+    with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+        TrainConfig(data="d", output="o", weight_decay=-1.0).validate()
+    with pytest.raises(ValueError, match="early_stopping_patience must be >= 1"):
+        TrainConfig(data="d", output="o", early_stopping_patience=0).validate()
+    with pytest.raises(ValueError, match="unknown preset 'tpu'"):
+        TrainConfig(data="d", output="o", preset="tpu").validate()
+    TrainConfig(data="d", output="o", loss="focal+dice", class_weights="auto").validate()
+
+
+def test_presets_set_their_fields_and_explicit_fields_win() -> None:
+    cpu = TrainConfig.from_preset("cpu", data="d", output="o")
+    assert (cpu.preset, cpu.crop_size, cpu.base_filters, cpu.mixed_precision) == (
+        "cpu",
+        PRESETS["cpu"]["crop_size"],
+        PRESETS["cpu"]["base_filters"],
+        False,
+    )
+    gpu = TrainConfig.from_preset("gpu", data="d", output="o", batch_size=16)
+    assert gpu.mixed_precision and gpu.crop_size is None and gpu.batch_size == 16
+    assert TrainConfig.from_preset(None, data="d", output="o") == TrainConfig(data="d", output="o")
+
+
+def test_config_fingerprint_covers_what_changes_the_weights() -> None:
+    base = config_fingerprint_parts(TrainConfig(data="d", output="o"))
+    assert "learning_rate" in base and "loss" in base and "class_weights" in base
+    for neutral in ("data", "output", "log_every", "epochs", "fresh", "version"):
+        assert neutral not in base
+    assert config_fingerprint_parts(TrainConfig(data="x", output="y", log_every=3)) == base

@@ -18,6 +18,7 @@ from models.train.config import TrainConfig
 from models.train.loop import EXIT_NON_FINITE, NonFiniteLossError, train
 from pipelines.core.palette import NUM_CLASSES
 from pipelines.io import storage
+from pipelines.io.records import read_manifest
 
 METADATA_KEYS = {
     "arch",
@@ -43,8 +44,7 @@ def records_uri(make_records: Callable[..., str]) -> str:
     "overfit one batch" check, robust for any seed).
     """
     out = make_records(scenes=2, size=128, patch=64, seed=1, val_fraction=0.5)
-    manifest = json.loads(Path(out, "manifest.json").read_text())
-    assert manifest["patches"] == {"train": 4, "val": 4}
+    assert read_manifest(out).patches == {"train": 4, "val": 4}
     return out
 
 

@@ -77,6 +77,7 @@ GOLDEN = """{
       "errors-00000-of-00001.jsonl"
     ]
   },
+  "shards": {},
   "options": {
     "input": "/in",
     "output": "/out",
@@ -191,3 +192,33 @@ def test_from_dict_refuses_a_wrong_shape(
         parent[path[-1]] = value
     with pytest.raises(ValueError, match=message):
         Manifest.from_dict(data)
+
+
+def test_shards_are_checked_against_the_patches_and_optional_on_read() -> None:
+    from pipelines.core.manifest import ShardInfo
+
+    sha = "a" * 64
+    kwargs = {
+        "patch_size": 8,
+        "record_format": RecordFormat(),
+        "scene_ids": {"train": ["1"], "val": ["2"]},
+        "patches": {"train": 3, "val": 1},
+        "files": {"train": ["/o/train-0.tfrecord"], "val": ["/o/val-0.tfrecord"]},
+    }
+    shards = {
+        "/o/train-0.tfrecord": ShardInfo(3, 30, sha),
+        "/o/val-0.tfrecord": ShardInfo(1, 9, sha),
+    }
+    manifest = Manifest.build(**kwargs, shards=shards, created_at="t")
+    assert manifest.shards == {
+        "train-0.tfrecord": ShardInfo(3, 30, sha),
+        "val-0.tfrecord": ShardInfo(1, 9, sha),
+    }
+    assert Manifest.from_dict(manifest.to_dict()) == manifest
+    with pytest.raises(ValueError, match="train shards hold 2 records but 3 patches"):
+        Manifest.build(**kwargs, shards={**shards, "/o/train-0.tfrecord": ShardInfo(2, 30, sha)})
+    with pytest.raises(ValueError, match=r"no record count for val shard"):
+        Manifest.build(**kwargs, shards={"/o/train-0.tfrecord": ShardInfo(3, 30, sha)})
+    legacy = manifest.to_dict()
+    del legacy["shards"]
+    assert Manifest.from_dict(legacy).shards == {}

@@ -32,3 +32,10 @@ def test_side_smaller_than_a_patch_is_an_error() -> None:
         patch_grid(2448, 100, 612)
     with pytest.raises(ValueError, match="positive"):
         patch_origins(10, 0)
+
+
+def test_model_pixels_per_scene_pixel_counts_overlap_and_padding():
+    from pipelines.core.tiling import model_pixels_per_scene_pixel
+
+    assert model_pixels_per_scene_pixel(2448, 2448, 612, 64) == pytest.approx(1.5625)
+    assert model_pixels_per_scene_pixel(512, 512, 512, 0) == 1.0

@@ -11,6 +11,7 @@ from PIL import Image
 from models.normalization import normalize_image
 from pipelines.core.errors import BadInputError, ErrorRecord
 from pipelines.core.palette import encode_mask
+from pipelines.io import imaging
 from pipelines.io.imaging import (
     decode_image_bytes,
     decode_mask_bytes,
@@ -44,7 +45,7 @@ def test_grey_image_is_converted_to_rgb() -> None:
     [
         (b"", "empty file"),
         (b"this is not an image at all", "not an image"),
-        (_encode(np.zeros((64, 64, 3), np.uint8), "JPEG")[:200], "cannot decode"),
+        (_encode(np.zeros((64, 64, 3), np.uint8), "JPEG")[:200], "missing SOS marker"),
         (_encode(np.full((64, 64, 3), 9, np.uint8), "PNG")[:-30], "cannot decode"),
     ],
     ids=["empty", "not-an-image", "truncated-jpeg", "truncated-png"],
@@ -66,9 +67,9 @@ def test_png_round_trip_and_normalisation() -> None:
 
 
 def test_decompression_bomb_is_bad_input_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
-    """PIL raises beyond 2x MAX_IMAGE_PIXELS; that must be a per-file error like any other."""
+    """Beyond MAX_DECODE_PIXELS a whole-scene decode is a per-file error like any other."""
     data = _encode(np.zeros((40, 40, 3), np.uint8), "PNG")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 px > 2 x 100
+    monkeypatch.setattr(imaging, "MAX_DECODE_PIXELS", 200)  # 1600 px > 200
     with pytest.raises(BadInputError, match="too large") as info:
         decode_image_bytes(data, "gs://b/huge_sat.png")
     assert info.value.uri == "gs://b/huge_sat.png"

@@ -76,11 +76,11 @@ def test_help_and_argument_errors_import_neither_beam_nor_tensorflow():
 
 
 def test_parser_defaults_are_the_shared_tiling_defaults():
-    from pipelines.core.tiling import TILE_OVERLAP, TILE_SIZE
+    from pipelines.core.tiling import TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE
 
     args, beam_args = predict_cli.build_parser().parse_known_args(
         ["--model", "m", "--input", "i", "--output", "o", "--runner", "DataflowRunner"]
     )
-    assert (args.tile, args.overlap, args.batch_size) == (TILE_SIZE, TILE_OVERLAP, 4)
+    assert (args.tile, args.overlap, args.batch_size) == (TILE_SIZE, TILE_OVERLAP, TILE_BATCH_SIZE)
     assert (args.scenes_per_wave, args.overwrite, args.class_ids) == (None, False, False)
     assert beam_args == ["--runner", "DataflowRunner"]

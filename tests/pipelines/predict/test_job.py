@@ -85,27 +85,21 @@ def test_predict_writes_exact_masks_skips_done_scenes_and_reports_bad_ones(
     assert summary["errors"] == [str(error_file)]
 
     # nightly re-run: done scenes are skipped, bad ones retried (and reported again)
-    again = run_predict(str(model_dir), str(tmp_path / "in"), str(out), tile=TILE, overlap=OVERLAP)
+    same = {"tile": TILE, "overlap": OVERLAP, "write_class_ids": True, "write_probabilities": True}
+    again = run_predict(str(model_dir), str(tmp_path / "in"), str(out), **same)
     assert (again["predicted"], again["skipped"], again["failed"]) == (0, 3, 2)
 
     # a crash left one scene unwritten: the re-run finishes exactly that one
     (out / "tiny_mask.png").unlink()
     before = os.stat(out / "odd_mask.png").st_mtime_ns
     resumed = run_predict(
-        str(model_dir),
-        str(tmp_path / "in"),
-        str(out),
-        tile=TILE,
-        overlap=OVERLAP,
-        scenes_per_wave=1,
+        str(model_dir), str(tmp_path / "in"), str(out), scenes_per_wave=1, batch_size=1, **same
     )
     assert (resumed["predicted"], resumed["skipped"], resumed["failed"]) == (1, 2, 2)
     assert (out / "tiny_mask.png").exists()
     assert os.stat(out / "odd_mask.png").st_mtime_ns == before
 
-    forced = run_predict(
-        str(model_dir), str(tmp_path / "in"), str(out), tile=TILE, overlap=OVERLAP, overwrite=True
-    )
+    forced = run_predict(str(model_dir), str(tmp_path / "in"), str(out), overwrite=True, **same)
     assert (forced["predicted"], forced["skipped"], forced["failed"]) == (3, 0, 2)
     assert os.stat(out / "odd_mask.png").st_mtime_ns != before
     assert not list(out.glob("*.tmp-*"))  # atomic writes leave no partial files
@@ -147,6 +141,11 @@ def test_arguments_are_checked_before_any_work(tmp_path: Path, model_dir: Path):
         run_predict(str(model_dir), folder, str(tmp_path / "out"), tile=32, overlap=20)
     with pytest.raises(ValueError, match="batch size must be >= 1, got 0"):
         run_predict(str(model_dir), folder, str(tmp_path / "out"), batch_size=0)
-    with pytest.raises(ValueError, match="output must differ from input"):
-        run_predict(str(model_dir), folder, folder + "/")
+    for inside in (folder + "/", folder + "/./", folder + "/preds", str(tmp_path / "x/../in/p")):
+        with pytest.raises(ValueError, match="must not be the input folder or inside it"):
+            run_predict(str(model_dir), folder, inside)
+    with pytest.raises(ValueError, match="tta must be one of none, flip, d4"):
+        run_predict(str(model_dir), folder, str(tmp_path / "out"), tta="rot")
+    with pytest.raises(ValueError, match="format must be one of png, cog"):
+        run_predict(str(model_dir), folder, str(tmp_path / "out"), fmt="jpeg")
     assert not (tmp_path / "out").exists()

@@ -54,8 +54,17 @@ class SceneFiles:
 
     @staticmethod
     def rgb(data: bytes) -> np.ndarray:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"))
+        """Pixels as GDAL decodes them, straight through rasterio (the decoder the pipeline
+        declares; JPEG decoders differ in chroma upsampling, so PIL's pixels would not do)."""
+        import warnings
+
+        from rasterio.errors import NotGeoreferencedWarning
+        from rasterio.io import MemoryFile
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with MemoryFile(data) as memfile, memfile.open() as dataset:
+                return np.ascontiguousarray(dataset.read([1, 2, 3]).transpose(1, 2, 0))
 
     @staticmethod
     def write_scene(folder: Path, scene_id: str, image: np.ndarray, ids: np.ndarray) -> None:

@@ -44,8 +44,33 @@ def test_flags_become_options_with_the_options_defaults() -> None:
     assert options == PreprocessOptions("/in", "/out", 64, 0.0, 3, RecordFormat("png", "zlib"), 4)
 
 
-def test_invalid_options_are_rejected(tmp_path: Path) -> None:
-    for argv in (["--val-fraction", "1.5"], ["--patch-size", "0"], ["--num-shards", "0"]):
+def test_invalid_options_are_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = {
+        "1.5": ["--val-fraction", "1.5"],
+        "val_fraction must be in [0, 1), got 1.0": ["--val-fraction", "1"],
+        "patch_size must be positive": ["--patch-size", "0"],
+        "patch_size must be positive, got -5": ["--patch-size", "-5"],
+        "positive integer or 'auto'": ["--num-shards", "0"],
+        "label map target 9": ["--label-map", "1:9"],
+        "is not VALUE:CLASS_ID": ["--label-map", "1=0"],
+        "invalid choice": ["--mask-kind", "grey"],
+        "No such file": ["--label-map", str(tmp_path / "missing.json")],
+    }
+    for message, argv in cases.items():
         with pytest.raises(SystemExit) as exit_info:
             preprocess_cli.main(["--input", str(tmp_path), "--output", str(tmp_path), *argv])
         assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err, argv
+
+
+def test_label_map_from_flag_or_json_file(tmp_path: Path) -> None:
+    parser = preprocess_cli.build_parser()
+    base = ["--input", "/in", "--output", "/out"]
+    args = parser.parse_args([*base, "--label-map", "1:0, 2:1,255:6"])
+    assert preprocess_cli.options_from(args).label_map == ((1, 0), (2, 1), (255, 6))
+    (tmp_path / "map.json").write_text('{"10": 3, "20": 4}')
+    args = parser.parse_args(
+        [*base, "--label-map", str(tmp_path / "map.json"), "--mask-kind", "ids"]
+    )
+    options = preprocess_cli.options_from(args)
+    assert options.label_map == ((10, 3), (20, 4)) and options.mask_kind == "ids"

@@ -20,7 +20,13 @@ from pipelines.core.manifest import Manifest
 from pipelines.core.naming import basename
 from pipelines.core.records import RecordFormat
 from pipelines.io import storage
-from pipelines.io.records import decode_patch, read_manifest, split_files
+from pipelines.io.records import (
+    decode_patch,
+    read_manifest,
+    resolve_dataset,
+    split_files,
+    verify_shards,
+)
 from pipelines.preprocess import cli as preprocess_cli
 from pipelines.preprocess import job as preprocess
 from pipelines.preprocess.job import run_preprocess
@@ -64,10 +70,10 @@ def _bad_corpus(folder: Path, scene_files) -> dict[str, str]:  # type: ignore[no
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return {
-        "corrupt_sat.jpg": "not an image PIL can identify",
-        "truncpng_mask.png": "cannot decode image",
+        "corrupt_sat.jpg": "cannot open as a raster",
+        "truncpng_mask.png": "cannot decode: ",
         "empty_sat.jpg": "empty file",
-        "text_mask.png": "not an image PIL can identify",
+        "text_mask.png": "cannot open as a raster",
         "sizes_mask.png": "mask is 64x72 but its image",
         "lonely_sat.jpg": "image without mask",
         "orphan_mask.png": "mask without image",
@@ -99,11 +105,15 @@ def test_bad_input_is_reported_and_every_good_scene_written(tmp_path: Path, scen
     assert manifest["record_format"] == {"codec": "raw", "compression": "none"}
     assert manifest["options"]["input"] == str(raw) and manifest["options"]["seed"] == 0
     assert manifest["options"]["val_fraction"] == 0.3
-    assert json.loads((out / "manifest.json").read_text()) == manifest
+    # The run wrote a version under the root and published it.
+    version = Path(resolve_dataset(str(out)))
+    assert version.parent == out / "versions" and (out / "CURRENT").exists()
+    assert json.loads((version / "manifest.json").read_text()) == manifest
+    assert verify_shards(str(out)) == []
 
     lines = [
         json.loads(line)
-        for path in sorted((out / "errors").glob("errors-*.jsonl"))
+        for path in sorted((version / "errors").glob("errors-*.jsonl"))
         for line in path.read_text().splitlines()
     ]
     got = {Path(e["uri"]).name: e["reason"] for e in lines}
@@ -155,7 +165,7 @@ def test_invalid_options_fail_before_beam_starts(
     monkeypatch.setattr(preprocess, "create_pipeline", no_pipeline)
     with pytest.raises(ValueError, match="patch_size must be positive"):
         run_preprocess(str(tmp_path), str(tmp_path / "out"), patch_size=0)
-    with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 1\)"):
         run_preprocess(PreprocessOptions(str(tmp_path), str(tmp_path / "out"), val_fraction=2.0))
     with pytest.raises(TypeError, match="not both"):
         run_preprocess(PreprocessOptions(str(tmp_path), "o"), "o")  # type: ignore[call-overload]
@@ -179,10 +189,13 @@ def test_gcs_input_and_output_end_to_end(
     assert sum(manifest["scenes"].values()) == 3 and manifest["errors"] == 1
     assert sum(manifest["patches"].values()) == 12
     assert manifest["record_format"] == {"codec": "png", "compression": "gzip"}
-    names = [basename(u) for u in storage.list_files(out)]
+    version = resolve_dataset(out)
+    assert version.startswith(f"{out}/versions/") and storage.exists(f"{out}/CURRENT")
+    names = [basename(u) for u in storage.list_files(version)]
     assert "manifest.json" in names
     assert all(n.endswith(".tfrecord.gz") for n in names if n.startswith(("train-", "val-")))
-    errors = storage.read_text(storage.match(f"{out}/errors/errors-*.jsonl")[0])
+    assert verify_shards(out) == []
+    errors = storage.read_text(storage.match(f"{version}/errors/errors-*.jsonl")[0])
     assert json.loads(errors)["uri"] == f"{raw}/broken_sat.jpg"
     fmt = RecordFormat("png", "gzip")
     patches = read_patches(out, "train", fmt) + read_patches(out, "val", fmt)
@@ -195,10 +208,12 @@ def test_fixed_shards_and_rerun_replaces_the_previous_dataset(tmp_path: Path) ->
     raw, out = tmp_path / "raw", tmp_path / "out"
     synth.write_scenes(str(raw), 3, size=64, seed=1)
     run_preprocess(str(raw), str(out), patch_size=32, val_fraction=0.0, num_shards=3)
+    first = resolve_dataset(str(out))
     assert [Path(f).name for f in split_files(str(out), "train")] == [
         f"train-0000{k}-of-00003.tfrecord" for k in range(3)
     ]
     assert len(read_patches(str(out), "train", RecordFormat())) == 12
+    first_manifest = read_manifest(first)
     # The keyword form of run_preprocess still works; options left out take their defaults.
     manifest = run_preprocess(str(raw), str(out), patch_size=32, val_fraction=0.0).to_dict()
     assert manifest["options"]["num_shards"] == "auto" and manifest["options"]["seed"] == 0
@@ -210,6 +225,10 @@ def test_fixed_shards_and_rerun_replaces_the_previous_dataset(tmp_path: Path) ->
     assert [Path(f).name for f in split_files(str(out), "val")] == ["val-00000-of-00001.tfrecord"]
     assert list(make_dataset(str(out), "val")) == []
     assert len(list(make_dataset(str(out), "train"))) == 12
+    # The re-run wrote a new version and switched to it; the first is intact, not deleted.
+    assert resolve_dataset(str(out)) != first
+    assert read_manifest(first) == first_manifest and verify_shards(first) == []
+    assert verify_shards(str(out)) == []
 
 
 @pytest.mark.slow

@@ -1,0 +1,130 @@
+"""Done-records of predicted scenes: what a scene's outputs were computed from, written LAST.
+
+Per scene the job writes its outputs, then ``{id}.done.json`` (an
+:class:`~pipelines.core.provenance.OutputRecord`) with ``atomic_write``: the record is the commit
+point. A scene is done iff its record parses, records the fingerprint this run would compute
+(input size and sha256, model version and sha256, the options that change the output bytes) and
+the files it lists are intact (:func:`pipelines.io.integrity.verify_outputs`). Batch size, block
+size, waves and runner do not change the bytes and are not in the fingerprint.
+
+:func:`scene_is_done` is the one answer to "is this scene done?": the job and the nightly flow ask
+it, never a file-name check.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pipelines.core.naming import basename
+from pipelines.core.provenance import (
+    FileDigest,
+    InputRef,
+    ModelRef,
+    OutputRecord,
+    done_name,
+    is_current,
+    output_fingerprint,
+)
+from pipelines.io import integrity, storage
+
+# Bump when the bytes predict writes for the same inputs and options change (file layout,
+# encoders, stitching): every recorded scene is then predicted again.
+OUTPUT_SCHEMA_VERSION = 2
+# Set to a point name to SIGKILL the process there (the fault-injection tests' hook).
+FAULT_POINT_ENV = "LANDCOVER_FAULT_POINT"
+
+
+def fault_point(name: str) -> None:
+    """Die at once (SIGKILL, no cleanup) when ``LANDCOVER_FAULT_POINT`` names this point."""
+    if os.environ.get(FAULT_POINT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def prediction_options(
+    *, fmt: str, tile: int, overlap: int, tta: str, class_ids: bool, probabilities: bool
+) -> dict[str, Any]:
+    """The options that change a scene's output bytes, as fingerprinted and recorded."""
+    return {
+        "format": fmt,
+        "tile": tile,
+        "overlap": overlap,
+        "tta": tta,
+        "class_ids": class_ids,
+        "probabilities": probabilities,
+        "output_schema": OUTPUT_SCHEMA_VERSION,
+    }
+
+
+def model_ref(model_file: str) -> ModelRef:
+    """The model as recorded: its folder's name as version, and the checksum of its bytes."""
+    parent = model_file.rstrip("/").rsplit("/", 1)[0] if "/" in model_file else ""
+    version = basename(parent) if parent else basename(model_file)
+    return ModelRef(uri=model_file, version=version, sha256=integrity.sha256_of(model_file))
+
+
+def input_ref(uri: str) -> InputRef:
+    size, sha = integrity.digest_of(uri)
+    return InputRef(uri=uri, size=size, sha256=sha)
+
+
+def record_uri(output_uri: str, scene_id: str) -> str:
+    return storage.join(output_uri, done_name(scene_id))
+
+
+def read_record(output_uri: str, scene_id: str) -> OutputRecord | None:
+    """The scene's record, or None when it is missing or does not parse (= not done)."""
+    uri = record_uri(output_uri, scene_id)
+    if not storage.exists(uri):
+        return None
+    try:
+        return OutputRecord.from_json(storage.read_bytes(uri))
+    except (FileNotFoundError, ValueError):  # vanished meanwhile, or garbled
+        return None
+
+
+def scene_is_done(output_uri: str, scene_id: str, fingerprint: str) -> bool:
+    """True iff the scene's record is current for ``fingerprint`` and its outputs are intact."""
+    record = read_record(output_uri, scene_id)
+    if not is_current(record, fingerprint):
+        return False
+    assert record is not None
+    return not integrity.verify_outputs(record, output_uri)
+
+
+def retract(output_uri: str, scene_id: str) -> None:
+    """Remove a scene's record before its outputs are replaced: they are then not done."""
+    uri = record_uri(output_uri, scene_id)
+    if storage.exists(uri):
+        storage.delete([uri])
+
+
+def commit(
+    output_uri: str,
+    scene_id: str,
+    *,
+    source: InputRef,
+    model: ModelRef,
+    options: Mapping[str, Any],
+    outputs: Sequence[str],
+    summary: Mapping[str, Any],
+) -> OutputRecord:
+    """Write the scene's record LAST, listing each output's size and sha256 as it is now."""
+    digests = {}
+    for uri in outputs:
+        size, sha = integrity.digest_of(uri)
+        digests[basename(uri)] = FileDigest(size, sha)
+    record = OutputRecord(
+        subject_id=scene_id,
+        input=source,
+        model=model,
+        options=dict(options),
+        fingerprint=output_fingerprint(source, model, options),
+        outputs=digests,
+        summary=dict(summary),
+    )
+    fault_point("after-outputs-before-record")
+    integrity.atomic_write(record_uri(output_uri, scene_id), record.to_json())
+    return record
