@@ -2,18 +2,15 @@
 
 :func:`check_training_data` resolves the dataset root to its current version
 (``pipelines.io.versions.resolve``; a legacy root with the manifest directly in it reads too),
-then reads every shard of every split in full: a shard that TensorFlow cannot read to its end
-(truncated, corrupt) is named, and so is a shard the manifest lists but the folder lacks, or a
-split whose records do not add up to the manifest's patch count. A truncated shard must never
+then checks every shard of every split against the record count, size and sha256 the manifest
+recorded (``pipelines.io.records.verify_shards``, which reads each shard once): a truncated or
+corrupt shard is named, and so is a shard the manifest lists but the folder lacks, or a split
+whose records do not add up to the manifest's patch count. A truncated shard must never
 read as a shorter dataset: the step count, the class weights and the metadata would all be
 computed for data the model did not see.
 
-The same pass hashes each shard (sha256); :attr:`DataCheck.fingerprint` combines them with the
-dataset version, and a resume is refused when it differs from the checkpoint's
-(``models.train.checkpoints``).
-
-Per-shard record counts, sizes and checksums recorded in the manifest are checked first
-(``pipelines.io.records.verify_shards``), naming every bad shard.
+:attr:`DataCheck.fingerprint` combines the verified checksums with the dataset version, and a
+resume is refused when it differs from the checkpoint's (``models.train.checkpoints``).
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ from pipelines.core.naming import basename
 from pipelines.core.provenance import fingerprint
 from pipelines.core.records import SPLITS
 from pipelines.io import records, storage, versions
-from pipelines.io.integrity import sha256_of
 
 LOG = logging.getLogger("landcover.train")
 
@@ -73,22 +69,6 @@ class DataCheck:
         }
 
 
-def count_records(uri: str, compression: str) -> int:
-    """Records in one TFRecord shard, reading it to the end (BadShardError if it cannot)."""
-    import numpy as np
-    import tensorflow as tf
-
-    dataset = tf.data.TFRecordDataset(uri, compression_type=compression)
-    try:
-        return int(dataset.reduce(np.int64(0), lambda count, _: count + 1).numpy())
-    except tf.errors.OpError as error:  # DataLossError: truncated record / corrupt block
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise BadShardError(
-            f"shard {uri} is truncated or corrupt ({type(error).__name__}: {message}): "
-            "re-run `landcover preprocess` to write the dataset again"
-        ) from error
-
-
 def _verify_with_manifest_records(folder: str) -> None:
     """Each shard's record count, size and sha256 against what the manifest recorded."""
     problems = records.verify_shards(folder)
@@ -101,7 +81,6 @@ def check_training_data(records_uri: str) -> DataCheck:
     folder = versions.resolve(records_uri)
     manifest = records.read_manifest(folder)
     _verify_with_manifest_records(folder)
-    compression = manifest.record_format.tf_compression
     found: dict[str, list[ShardInfo]] = {}
     for split in SPLITS:
         files = records.split_files(folder, split)
@@ -112,8 +91,11 @@ def check_training_data(records_uri: str) -> DataCheck:
                 f"shard {storage.join(folder, missing[0])} is listed in the manifest but missing"
                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
             )
+        # verify_shards has just re-counted and re-hashed every shard against these figures:
+        # take them from the manifest rather than reading each shard a second time
         shards = [
-            ShardInfo(basename(f), count_records(f, compression), sha256_of(f)) for f in files
+            ShardInfo(name, manifest.shards[name].records, manifest.shards[name].sha256)
+            for name in sorted(names)
         ]
         total = sum(s.records for s in shards)
         expected = manifest.patch_count(split)
