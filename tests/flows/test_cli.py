@@ -17,7 +17,7 @@ import pytest
 from flows.cli import BENCHMARKS, COMMANDS, main
 
 # What `--help` and a bad flag must not pay for (TensorFlow alone is seconds).
-HEAVY = ("tensorflow", "keras", "apache_beam", "prefect")
+HEAVY = ("tensorflow", "keras", "apache_beam", "prefect", "tensorflow_io", "matplotlib")
 
 
 def command_lines() -> list[pytest.ParameterSet]:
