@@ -1,8 +1,8 @@
 """``landcover demo``: the whole job on synthetic data, through the real flows, on a laptop.
 
 1. synthesize labeled scenes into ``<root>/raw`` (DeepGlobe file format);
-2. the ``train`` flow: Beam preprocessing (DirectRunner) → ``unet`` and ``resnet50_unet``
-   trained briefly (few filters, CPU) → both evaluated on the val scenes → the better promoted;
+2. the ``train`` flow: Beam preprocessing (DirectRunner) → ``unet`` trained briefly (few
+   filters, CPU) → evaluated on the val scenes → promoted if better than the promoted model;
 3. synthesize *unlabeled* scenes into ``<root>/incoming`` (their truth kept aside);
 4. the ``nightly-inference`` flow: Beam batch inference with the promoted model;
 5. evaluate those predictions against the kept-aside truth (metrics + pictures);
@@ -14,7 +14,8 @@ runs, logs and artifacts can be browsed afterwards with
 ``PREFECT_HOME=<root>/prefect prefect server start``.
 
 ``--quick`` is the reduced form CI runs (fewer, smaller scenes; a few training steps): it
-checks that everything connects, not that the models learn.
+checks that everything connects, not that the models learn, and trains two architectures so
+that the flow's compare-and-promote path runs for real.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-DEMO_ARCHS: tuple[str, ...] = ("unet", "resnet50_unet")
 DEFAULT_ROOT = Path(".work") / "demo"
 
 
@@ -43,6 +43,7 @@ class DemoConfig:
     dicts, so that ``landcover demo --help`` imports none of them.
     """
 
+    archs: tuple[str, ...]
     labeled: int
     unlabeled: int
     size: int
@@ -51,18 +52,19 @@ class DemoConfig:
     inference: dict[str, int]
 
 
-# Chosen so that the models learn visibly in a few CPU minutes (2 cores): 512² scenes give
+# Chosen so that the model learns visibly in a few CPU minutes (2 cores): 512² scenes give
 # 4 patches of 256² each, trained on random 128² crops (4x cheaper steps, textures intact).
-# Measured, two fresh runs (deterministic training, the default recipe): unet val mIoU
-# 0.934 / 0.947, holdout 0.896 / 0.878 (unet is not yet bit-reproducible inside the flow);
-# resnet50_unet from scratch 0.272 both times, so the demo also shows the better model being
-# promoted. The holdout's nearest-RGB-mean rule scores 0.776: the model beats a colour lookup.
+# Only ``unet``: the ResNet50 encoders without ImageNet weights learn little in CPU minutes
+# (measured: ``resnet50_unet`` reached val mIoU 0.33 against unet's 0.91 while taking 4.5 of
+# the demo's 7.3 minutes), and the flow's default trains every registered architecture anyway.
+# Measured runs: README "make demo".
 FULL = DemoConfig(
+    archs=("unet",),
     labeled=16,
     unlabeled=4,
     size=512,
     training={
-        "epochs": 8,
+        "epochs": 12,
         "steps_per_epoch": 25,
         "batch_size": 8,
         "crop_size": 128,
@@ -73,6 +75,7 @@ FULL = DemoConfig(
     inference={"tile": 256, "overlap": 32},
 )
 QUICK = DemoConfig(
+    archs=("unet", "resnet50_unet"),
     labeled=6,
     unlabeled=2,
     size=192,
@@ -202,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="landcover demo",
         description="Run the whole job on synthetic data through the Prefect flows: synth → "
-        "train flow (preprocess, train unet + resnet50_unet, evaluate, promote) → "
+        "train flow (preprocess, train unet, evaluate, promote) → "
         "nightly-inference flow → evaluate; prints a summary and where the outputs are.",
     )
     parser.add_argument("--root", default=str(DEFAULT_ROOT), help="work folder (data + Prefect)")
@@ -242,12 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_scenes(layout.raw, config.labeled, size=config.size, seed=0)
     done(t)
 
-    t = step(2, total, "train flow: preprocess → train unet + resnet50_unet → evaluate → promote")
+    archs = " + ".join(config.archs)
+    t = step(2, total, f"train flow: preprocess → train {archs} → evaluate → promote")
     train_result = train(
         root=str(root),
-        # the two seed architectures keep the demo short on a CPU; the flow's default trains
-        # every registered one (deeplabv3plus too)
-        archs=DEMO_ARCHS,
+        archs=config.archs,
         # Seeded data order and deterministic kernels: two fresh demos print the same numbers.
         training={**config.training, "deterministic": True, "seed": 0},
         preprocessing=config.preprocessing,

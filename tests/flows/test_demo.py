@@ -66,8 +66,12 @@ def test_demo_options_are_valid_flow_options() -> None:
     """The demo's option groups are what the flows accept (checked without running them)."""
     from flows.options import InferenceOptions, preprocess_options, train_config
 
+    from models.registry import ARCHITECTURES
+
     for config in (FULL, QUICK):
-        train_config(config.training, data="d", output="o", arch="resnet50_unet")
+        assert config.archs and set(config.archs) <= set(ARCHITECTURES)
+        for arch in config.archs:
+            train_config(config.training, data="d", output="o", arch=arch)
         preprocess_options(config.preprocessing, input_uri="i", output_uri="o")
         assert InferenceOptions(**config.inference).tile <= config.size
 
@@ -88,7 +92,7 @@ def test_quick_demo_runs_the_whole_job(tmp_path: Path) -> None:
     for step in range(1, 6):
         assert f"=== [{step}/5]" in done.stdout
     summary = json.loads((root / "demo-summary.json").read_text())
-    assert set(summary["train"]["models"]) == {"unet", "resnet50_unet"}
+    assert set(summary["train"]["models"]) == set(QUICK.archs) == {"unet", "resnet50_unet"}
     inference = summary["inference"]
     assert (inference["predicted"], inference["failed"]) == (QUICK.unlabeled, 0)
     masks = sorted(Path(inference["output"]).glob("*_mask.png"))

@@ -114,42 +114,76 @@ def test_every_active_class_appears_and_unknown_is_rare() -> None:
     assert min(per_scene) >= 3  # blobs of several classes in one scene, not one class a scene
 
 
-def _block_features(image: np.ndarray, classes: np.ndarray, block: int = 8):  # type: ignore[no-untyped-def]
-    """Per pure block: mean RGB and the std of luminance (colour + local texture)."""
-    size = image.shape[0] // block * block
-    rgb = (
-        image[:size, :size]
-        .astype(np.float32)
-        .reshape(size // block, block, size // block, block, 3)
+BLOCK = 16  # px: large enough to see stripes, blocks and blotches, small enough to be pure
+
+
+def _block_features(image: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pure 16x16 block: mean RGB, then three texture measures of the luminance (spread,
+    fine-grain energy: mean |1-px difference|, medium-scale spread: std of 4x4 means)."""
+    n = image.shape[0] // BLOCK
+    size = n * BLOCK
+    rgb = image[:size, :size].astype(np.float32)
+    lum = rgb.mean(axis=-1)
+
+    def blocks(a: np.ndarray) -> np.ndarray:
+        return a.reshape(n, a.shape[0] // n, n, a.shape[1] // n)
+
+    fine = np.abs(np.diff(lum, axis=1, append=lum[:, -1:])) + np.abs(
+        np.diff(lum, axis=0, append=lum[-1:])
     )
-    labels = classes[:size, :size].reshape(size // block, block, size // block, block)
+    pooled = lum.reshape(size // 4, 4, size // 4, 4).mean(axis=(1, 3))
+    features = np.concatenate(
+        [
+            rgb.reshape(n, BLOCK, n, BLOCK, 3).mean(axis=(1, 3)),
+            blocks(lum).std(axis=(1, 3))[..., None],
+            blocks(fine).mean(axis=(1, 3))[..., None],
+            blocks(pooled).std(axis=(1, 3))[..., None],
+        ],
+        axis=-1,
+    )
+    labels = blocks(classes[:size, :size])
     pure = (labels == labels[:, :1, :, :1]).all(axis=(1, 3))
-    mean = rgb.mean(axis=(1, 3))
-    texture = rgb.mean(axis=-1).std(axis=(1, 3))[..., None]
-    features = np.concatenate([mean, texture * 3.0], axis=-1)
     return features[pure], labels[:, 0, :, 0][pure]
 
 
-def _blocks(seeds: range) -> tuple[np.ndarray, np.ndarray]:
-    parts = [_block_features(*synth.synthesize_scene(seed, 256)) for seed in seeds]
-    return np.concatenate([f for f, _ in parts]), np.concatenate([y for _, y in parts])
-
-
-def test_classes_are_separable_by_colour_and_local_texture() -> None:
-    """Nearest class centroid on 8x8 blocks, fitted on some scenes, scored on others: if this
-    simple classifier separates the classes, a small U-Net certainly can."""
-    train_x, train_y = _blocks(range(0, 4))
-    test_x, test_y = _blocks(range(100, 104))
+def _nearest_centroid_accuracy(columns: slice) -> float:
+    """Fit class centroids of standardised block features on 6 scenes; accuracy on 6 others."""
+    parts = [_block_features(*synth.synthesize_scene(seed, 256)) for seed in range(12)]
+    train_x = np.concatenate([f for f, _ in parts[:6]])[:, columns]
+    train_y = np.concatenate([y for _, y in parts[:6]])
+    test_x = np.concatenate([f for f, _ in parts[6:]])[:, columns]
+    test_y = np.concatenate([y for _, y in parts[6:]])
+    mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
+    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     present = np.unique(train_y)
     centroids = np.stack([train_x[train_y == k].mean(axis=0) for k in present])
     distances = ((test_x[:, None, :] - centroids[None]) ** 2).sum(axis=-1)
-    predicted = present[distances.argmin(axis=1)]
-    accuracy = (predicted == test_y).mean()
-    assert accuracy > 0.8, accuracy
-    # Yet not trivial: single pixels' colours vary within a class (pixel noise, texture).
-    image, classes = synth.synthesize_scene(0, 256)
-    agriculture = image[classes == 1].astype(np.float32)
-    assert agriculture.std(axis=0).min() > 5.0
+    return float((present[distances.argmin(axis=1)] == test_y).mean())
+
+
+def test_classes_are_separable_by_colour_and_local_texture() -> None:
+    """If a nearest-centroid rule on colour + simple texture measures separates the classes on
+    unseen scenes, a small U-Net can; colour alone must do clearly worse, or the synthetic task
+    would be a colour lookup."""
+    with_texture = _nearest_centroid_accuracy(slice(None))
+    colour_only = _nearest_centroid_accuracy(slice(0, 3))
+    assert with_texture > 0.9, with_texture
+    assert colour_only < with_texture - 0.1, (colour_only, with_texture)
+
+
+def test_a_per_pixel_colour_rule_is_a_weak_baseline() -> None:
+    """The demo's holdout baseline (nearest class mean in RGB, per pixel), fitted on some scenes
+    and scored on others, stays far from a model's reach: agriculture, rangeland and barren
+    share one colour range."""
+    from pipelines.core import baselines, metrics
+
+    fit = [synth.synthesize_scene(seed, 256) for seed in range(6)]
+    means = baselines.class_rgb_means(fit)
+    confusion = sum(
+        metrics.confusion_matrix(ids, baselines.nearest_mean_prediction(image, means))
+        for image, ids in (synth.synthesize_scene(seed, 256) for seed in range(6, 12))
+    )
+    assert metrics.miou_from_confusion(np.asarray(confusion)) < 0.6
 
 
 def test_scene_ids_are_seeded_distinct_integers() -> None:
