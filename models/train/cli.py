@@ -184,7 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``landcover train``: 0 on success, 3 on a non-finite loss, 2 on bad options or data."""
     config = config_from_args(sys.argv[1:] if argv is None else argv)
     _configure_logging()
-    from models.train.loop import EXIT_NON_FINITE, NonFiniteLossError, train  # TensorFlow
+    from models.train.epoch import NonFiniteLossError
+    from models.train.loop import EXIT_NON_FINITE, train  # TensorFlow
 
     try:
         metadata = train(config)

@@ -22,15 +22,16 @@ One custom loop (``models.steps``) serves every strategy (``models.strategy``), 
 4. trains, logging step, loss and patches/s every ``log_every`` steps and writing TensorBoard
    scalars under ``OUTPUT/logs``; checkpoints every ``checkpoint_every`` steps and at each
    epoch end; validates each epoch (val Dice and the DeepGlobe mIoU of ``pipelines.core.metrics``);
-5. stops with :class:`NonFiniteLossError` (exit status 3) the moment a loss is NaN or infinite,
-   before that step is checkpointed, so the last checkpoint stays usable;
+5. stops with ``models.train.epoch.NonFiniteLossError`` (exit status 3) the moment a loss is
+   NaN or infinite, before that step is checkpointed, so the last checkpoint stays usable;
 6. keeps the weights of the epoch with the best val mIoU aside (``models.train.selection``;
    early stopping with ``early_stopping_patience``) and publishes *those*;
 7. writes ``model.keras`` and ``metadata.json`` to ``OUTPUT`` (the chief only; under
    multi-worker the other workers save to a temporary folder and delete it, as TF recommends,
    because saving may take part in collectives).
 
-This module is the run itself (strategy, build, epochs, validation). Checkpoint and resume
+This module is the run itself (strategy, build, the loop over epochs); one epoch's steps,
+validation and log line are ``models.train.epoch``'s. Checkpoint and resume
 state live in ``models.train.checkpoints``, ``model.keras`` and ``metadata.json`` in
 ``models.train.artifacts``, the options and their defaults in ``models.train.config``.
 TensorBoard logs are written by TensorFlow's own filesystem layer, which speaks real ``gs://``
@@ -41,87 +42,27 @@ but ignores ``STORAGE_EMULATOR_HOST``; ``log_dir`` (like ``checkpoint_dir``) mov
 from __future__ import annotations
 
 import contextlib
-import logging
-import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from models.input import InputConfig, make_input
 from models.loss_options import median_frequency_weights, parse_class_weights
 from models.steps import LossSpec
 from models.strategy import parse_tf_config
 from models.train import artifacts, selection
 from models.train.checkpoints import RunCheckpoints, check_resume, epoch_position
-from models.train.config import TrainConfig, config_fingerprint_parts, default_steps_per_epoch
-from models.train.data_check import DataCheck, check_training_data
+from models.train.config import TrainConfig, default_steps_per_epoch
+from models.train.data_check import check_training_data
+from models.train.epoch import LOG, TrainRun, log_epoch, train_epoch, validate
 from pipelines.core.manifest import Manifest
-from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES, NUM_CLASSES
+from pipelines.core.palette import CLASS_NAMES
 from pipelines.core.provenance import fingerprint
-from pipelines.io import records, storage
+from pipelines.io import storage
 
 if TYPE_CHECKING:
     import keras
-    import tensorflow as tf
 
-LOG = logging.getLogger("landcover.train")
 EXIT_NON_FINITE = 3
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite: training stopped (exit status 3 on the command line)."""
-
-    def __init__(self, loss: float, step: int, epoch: int, checkpoint: str | None) -> None:
-        where = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint yet"
-        super().__init__(
-            f"non-finite loss {loss} at step {step} (epoch {epoch}): training stopped; {where}. "
-            "Lower --learning-rate, or check the input data; with --mixed-precision try "
-            "without it."
-        )
-        self.loss = loss
-        self.step = step
-        self.epoch = epoch
-
-
-@dataclass
-class TrainRun:
-    """Where one run stands: its placement (strategy, replicas, batch) and its progress."""
-
-    config: TrainConfig
-    strategy: Any
-    strategy_name: str
-    is_chief: bool
-    replicas: int
-    global_batch: int
-    steps_per_epoch: int
-    manifest: Manifest
-    data: DataCheck
-    class_weights: tuple[float, ...] | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    resumed_from_step: list[int] = field(default_factory=list)
-    last_checkpoint: str | None = None
-    best: dict[str, Any] | None = None  # {"epoch", "val_miou", "weights"} of the best epoch
-    early_stopped: bool = False
-
-    @property
-    def config_parts(self) -> dict[str, Any]:
-        return config_fingerprint_parts(self.config)
-
-    def state(self) -> dict[str, Any]:
-        """``train_state.json``: what a resume needs besides the checkpoint, and its identity."""
-        return {
-            "history": self.history,
-            "resumed_from_step": self.resumed_from_step,
-            "best": self.best,
-            "early_stopped": self.early_stopped,
-            "data_fingerprint": self.data.fingerprint,
-            "data": self.data.fingerprint_parts(),
-            "config_fingerprint": fingerprint(self.config_parts),
-            "config": self.config_parts,
-        }
 
 
 def resolve_class_weights(config: TrainConfig, manifest: Manifest) -> tuple[float, ...] | None:
@@ -130,31 +71,6 @@ def resolve_class_weights(config: TrainConfig, manifest: Manifest) -> tuple[floa
     if parsed == "auto":
         return median_frequency_weights(manifest.class_pixels_by_split["train"])
     return parsed if isinstance(parsed, tuple) else None
-
-
-def val_metrics(
-    intersection: np.ndarray, total: np.ndarray, cm: np.ndarray, smooth: float
-) -> dict[str, Any]:
-    """Epoch validation metrics from summed Dice terms and the confusion matrix."""
-    from models.losses import dice_from_sums
-    from pipelines.core import metrics
-
-    dice = float(dice_from_sums(intersection, total, smooth=smooth))  # unweighted: comparable
-    iou = metrics.iou_from_confusion(cm)
-    hard_dice = metrics.dice_from_confusion(cm)
-
-    def clean(value: float) -> float | None:
-        return None if math.isnan(value) else float(value)
-
-    return {
-        "val_loss": 1.0 - dice,
-        "val_dice": dice,
-        "val_miou": clean(metrics.miou_from_confusion(cm)),
-        "val_pixel_accuracy": clean(metrics.pixel_accuracy(cm)),
-        "val_per_class_iou": {CLASS_NAMES[c]: clean(iou[c]) for c in ACTIVE_CLASSES},
-        "val_per_class_dice": {CLASS_NAMES[c]: clean(hard_dice[c]) for c in ACTIVE_CLASSES},
-        "val_confusion": np.asarray(cm, np.int64).tolist(),  # truth rows × predicted columns
-    }
 
 
 @contextlib.contextmanager
@@ -228,53 +144,11 @@ def _make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimize
     return optimizer
 
 
-def _input(run: TrainRun, split: str, epoch: int) -> tf.data.Dataset:
-    """The (global-batch) dataset of one epoch; its seed depends on the epoch."""
-    config = run.config
-    training = split == "train"
-    cluster = parse_tf_config()
-    input_config = InputConfig(
-        batch_size=run.global_batch,
-        training=training,
-        augment=config.augment and training,
-        color_jitter=config.color_jitter if training else 0.0,
-        crop_size=config.crop_size if training else None,  # validation: whole patches
-        shuffle_buffer=config.shuffle_buffer,
-        repeat=training,
-        deterministic=config.deterministic,
-        seed=config.seed * 1000 + epoch,
-    )
-    return make_input(run.data.folder, split, input_config, num_workers=cluster.num_workers)
-
-
-def _validate(run: TrainRun, eval_step: Any) -> dict[str, Any]:
-    config = run.config
-    if not records.split_files(run.data.folder, "val"):
-        LOG.warning("no val shards under %s: skipping validation", run.data.folder)
-        return {}
-    dataset = _input(run, "val", 0)
-    if run.strategy_name == "tpu":  # TPUs need static shapes: drop the last partial batch
-        dataset = dataset.unbatch().batch(run.global_batch, drop_remainder=True)
-    if config.val_steps is not None:
-        dataset = dataset.take(config.val_steps)
-    intersection = total = None
-    counts = np.zeros(NUM_CLASSES * NUM_CLASSES, np.int64)
-    for batch in run.strategy.experimental_distribute_dataset(dataset):
-        batch_i, batch_s, batch_cm = (np.asarray(v, np.float64) for v in eval_step(batch))
-        intersection = batch_i if intersection is None else intersection + batch_i
-        total = batch_s if total is None else total + batch_s
-        counts += np.rint(batch_cm).astype(np.int64)
-    if intersection is None or total is None:
-        return {}
-    cm = counts.reshape(NUM_CLASSES, NUM_CLASSES)
-    return val_metrics(intersection, total, cm, config.dice_smooth)
-
-
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train as ``config`` says; returns the metadata written to ``OUTPUT/metadata.json``.
 
-    Raises :class:`NonFiniteLossError` when the loss stops being finite, ValueError for bad
-    options, FileNotFoundError for missing data.
+    Raises ``models.train.epoch.NonFiniteLossError`` when the loss stops being finite,
+    ValueError for bad options, FileNotFoundError for missing data.
     """
     config.validate()
     with _op_determinism(config.deterministic):
@@ -441,10 +315,10 @@ def _run_epochs(
                 done = epoch_position(int(step_var.numpy()), epoch, run.steps_per_epoch)
                 entry = train_epoch(run, epoch, done, train_step, step_var, save_checkpoint)
                 sync_batchnorm()
-                entry.update(_validate(run, eval_step))
+                entry.update(validate(run, eval_step))
                 entry["encoder_trainable"] = encoder_trainable
                 run.history = [h for h in run.history if h["epoch"] != epoch + 1] + [entry]
-                _log_epoch(entry, int(step_var.numpy()))
+                log_epoch(entry, int(step_var.numpy()))
                 improved = selection.improves(entry, run.best)
                 if improved:
                     run.best = {
@@ -493,97 +367,3 @@ def _run_epochs(
     finally:
         writer.close()
     return metadata
-
-
-def train_epoch(
-    run: TrainRun,
-    epoch: int,
-    done: int,
-    train_step: Any,
-    step_var: Any,
-    save_checkpoint: Callable[[], None],
-) -> dict[str, Any]:
-    """Run the steps of ``epoch`` after the ``done`` ones; returns its history entry (train part).
-
-    Stops with :class:`NonFiniteLossError` on the first non-finite loss, before that step can be
-    checkpointed.
-    """
-    import tensorflow as tf
-
-    config = run.config
-    dataset = _input(run, "train", epoch)
-    if done:
-        LOG.info("epoch %d: skipping the %d batches already trained on", epoch + 1, done)
-        dataset = dataset.skip(done)
-    iterator = iter(run.strategy.experimental_distribute_dataset(dataset))
-    losses: list[float] = []
-    window_start, window_steps = time.monotonic(), 0
-    epoch_start = window_start
-    for index in range(done, run.steps_per_epoch):
-        loss = float(train_step(iterator))
-        step_var.assign_add(1)
-        step = int(step_var.numpy())
-        if not math.isfinite(loss):
-            raise NonFiniteLossError(loss, step, epoch + 1, run.last_checkpoint)
-        losses.append(loss)
-        if index == done and run.steps_per_epoch - done > 1:
-            # The first step of an epoch pays for tracing and the input's warm-up: not counted.
-            window_start = time.monotonic()
-        else:
-            window_steps += 1
-        if (index + 1 - done) % config.log_every == 0 or index + 1 == run.steps_per_epoch:
-            elapsed = time.monotonic() - window_start
-            rate = window_steps * run.global_batch / elapsed if window_steps else math.nan
-            LOG.info(
-                "epoch %d/%d step %d/%d (global %d) loss %.4f dice %.4f %.1f patches/s",
-                epoch + 1,
-                config.epochs,
-                index + 1,
-                run.steps_per_epoch,
-                step,
-                loss,
-                1.0 - loss,
-                rate,
-            )
-            tf.summary.scalar("train/loss", loss, step=step)
-            tf.summary.scalar("train/dice", 1.0 - loss, step=step)
-            if window_steps:
-                tf.summary.scalar("train/patches_per_s", rate, step=step)
-            window_start, window_steps = time.monotonic(), 0
-        if step % config.checkpoint_every == 0 and index + 1 < run.steps_per_epoch:
-            save_checkpoint()
-    seconds = time.monotonic() - epoch_start
-    trained = len(losses)
-    train_loss = float(np.mean(losses)) if losses else math.nan
-    return {
-        "epoch": epoch + 1,
-        "steps": trained,
-        "resumed_at_step_of_epoch": done or None,
-        "train_loss": train_loss,
-        "train_dice": 1.0 - train_loss,
-        "train_loss_first_step": losses[0] if losses else None,
-        "train_loss_last_step": losses[-1] if losses else None,
-        "train_patches_per_s": trained * run.global_batch / max(seconds, 1e-9),
-    }
-
-
-def _log_epoch(entry: dict[str, Any], step: int) -> None:
-    import tensorflow as tf
-
-    for key in ("train_loss", "train_dice", "val_loss", "val_dice", "val_miou"):
-        value = entry.get(key)
-        if value is not None and math.isfinite(value):
-            tf.summary.scalar(f"epoch/{key}", value, step=step)
-
-    def show(key: str) -> str:
-        value = entry.get(key)
-        return "n/a" if value is None else f"{value:.4f}"
-
-    LOG.info(
-        "epoch %d done: train loss %s dice %s | val dice %s mIoU %s",
-        entry["epoch"],
-        show("train_loss"),
-        show("train_dice"),
-        show("val_dice"),
-        show("val_miou"),
-    )

@@ -15,7 +15,8 @@ import tensorflow as tf
 from flows import cli
 from models.train.cli import main
 from models.train.config import TrainConfig
-from models.train.loop import EXIT_NON_FINITE, NonFiniteLossError, train
+from models.train.epoch import NonFiniteLossError
+from models.train.loop import EXIT_NON_FINITE, train
 from pipelines.core.palette import NUM_CLASSES
 from pipelines.io import storage
 from pipelines.io.records import read_manifest
