@@ -65,7 +65,6 @@ def test_full_demo_trains_more_than_the_quick_one() -> None:
 def test_demo_options_are_valid_flow_options() -> None:
     """The demo's option groups are what the flows accept (checked without running them)."""
     from flows.options import InferenceOptions, preprocess_options, train_config
-
     from models.registry import ARCHITECTURES
 
     for config in (FULL, QUICK):
