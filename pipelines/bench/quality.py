@@ -96,7 +96,7 @@ def write_fold_dataset(train: Sequence[Scene], held_out: Scene, out: str, patch:
     from pipelines.core.manifest import Manifest
     from pipelines.core.records import RecordFormat
     from pipelines.core.tiling import patch_grid
-    from pipelines.io.records import encode_patch, write_manifest
+    from pipelines.io.records import encode_patch, shard_info, write_manifest
 
     fmt = RecordFormat()
     os.makedirs(out, exist_ok=True)
@@ -130,6 +130,8 @@ def write_fold_dataset(train: Sequence[Scene], held_out: Scene, out: str, patch:
         patches=patches,
         class_pixels_by_split=pixels,
         files=files,
+        # counted and checksummed as preprocess does: training verifies shards against them
+        shards={n: shard_info(n, fmt.compression) for names in files.values() for n in names},
         options={"writer": "landcover bench quality"},
     )
     write_manifest(out, manifest)
