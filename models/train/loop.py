@@ -88,6 +88,30 @@ def _dtype_policy(mixed_precision: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _keras_default_seeds(seed: int) -> Iterator[None]:
+    """Keras's unseeded initializers and layers draw their seeds from a private ``Random(seed)``.
+
+    Keras takes each one from Python's *global* ``random`` (``keras.src.random.seed_generator.
+    make_default_seed``), which every other thread of the process may draw from at the same
+    time: Prefect's client, Beam, a test harness. One such draw during the model build gives
+    different initial weights (measured: a thread calling ``random.random()`` made two
+    otherwise identical runs differ from the first step). So the initial weights depend on
+    ``seed`` alone. Keras keeps the module in one private attribute; if a Keras upgrade moves
+    it, this fails loudly (and ``tests/models/train/test_determinism.py`` says so).
+    """
+    import random
+
+    from keras.src.random import seed_generator
+
+    shared = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        seed_generator.python_random = shared
+
+
+@contextlib.contextmanager
 def _op_determinism(enabled: bool) -> Iterator[None]:
     """Deterministic TF kernels and an unrewritten step graph for this run only.
 
@@ -209,6 +233,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
             encoder_weights = stack.enter_context(storage.local_copy(encoder_weights))
         stack.enter_context(_dtype_policy(config.mixed_precision))
         stack.enter_context(strategy.scope())
+        stack.enter_context(_keras_default_seeds(config.seed))
         model = architectures.build_model(
             config.arch, base_filters=config.base_filters, encoder_weights=encoder_weights
         )

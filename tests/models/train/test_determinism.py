@@ -1,10 +1,13 @@
-"""``deterministic=True``: two runs from the same seed and data are bit-identical, and the
-process-wide switches it turns on are put back afterwards."""
+"""``deterministic=True``: two runs from the same seed and data are bit-identical, even while
+another thread draws from Python's global ``random`` (as Prefect's client or Beam may), and
+the process-wide switches it turns on are put back afterwards."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import random
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,22 @@ from models.train.loop import train
 def records_uri(make_records: Callable[..., str]) -> str:
     """4 scenes of 256 px cut into 128 px patches: enough varied batches for rounding to show."""
     return make_records(scenes=4, size=256, patch=128, seed=3, val_fraction=0.25)
+
+
+@pytest.fixture
+def busy_neighbour() -> Iterator[None]:
+    """A thread drawing from the global ``random`` all along, like a service loop would."""
+    stop = threading.Event()
+
+    def draw() -> None:
+        while not stop.wait(0.0005):
+            random.random()
+
+    thread = threading.Thread(target=draw, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join()
 
 
 def _run(records: str, output: Path) -> tuple[list[dict], list[np.ndarray]]:
@@ -43,6 +62,7 @@ def _run(records: str, output: Path) -> tuple[list[dict], list[np.ndarray]]:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("busy_neighbour")
 def test_two_deterministic_runs_are_bit_identical(records_uri: str, tmp_path: Path) -> None:
     assert not tf_config.is_op_determinism_enabled()
     first_history, first_weights = _run(records_uri, tmp_path / "a")
