@@ -1,4 +1,4 @@
-"""``landcover bench train``: training patches/s and ms/step of both architectures at 612×612.
+"""``landcover bench train``: training patches/s and ms/step of each architecture at 612×612.
 
 Times the real training step (``models.steps.make_train_step``: forward, global-batch Dice
 loss, gradients, AdamW update as the trainer makes it) under the default strategy, fed from
@@ -25,12 +25,19 @@ from pipelines.core.palette import NUM_CLASSES
 
 def filters_description(arch: str, base_filters: int) -> str:
     """The layer widths ``base_filters`` gives ``arch``, for the benchmark's report line."""
+    from models.deeplabv3plus import deeplab_widths
     from models.resnet50_unet import resnet50_decoder_filters
     from models.unet import unet_widths
 
     if arch == "unet":
         widths = list(unet_widths(base_filters))
         return f"base_filters={base_filters} (encoder/decoder widths {widths})"
+    if arch == "deeplabv3plus":
+        head, low_level = deeplab_widths(base_filters)
+        return (
+            f"base_filters={base_filters} (ResNet50 encoder 64-2048, ASPP/decoder width {head}, "
+            f"stride-4 projection {low_level})"
+        )
     return (
         f"base_filters={base_filters} (ResNet50 encoder 64-2048, decoder widths "
         f"{list(resnet50_decoder_filters(base_filters))})"
