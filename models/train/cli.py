@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from models.loss_options import LOSSES, parse_class_weights
 from models.strategy import STRATEGIES
@@ -169,11 +170,29 @@ def config_from_args(argv: Sequence[str]) -> TrainConfig:
     return TrainConfig(**args)
 
 
-def _configure_logging() -> None:
-    """Progress lines on stderr for the ``landcover`` loggers only (not TF's or absl's)."""
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is at each record, not as it was at setup: when the
+    stream is replaced and closed (pytest's capture, a caller's redirect), the handler follows
+    instead of raising "I/O operation on closed file" on every later line."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ assigns it; ignored
+        pass
+
+
+def log_progress_to_stderr() -> None:
+    """Progress lines on stderr for the ``landcover`` loggers only (not TF's or absl's), once.
+
+    For the commands that train in their own process: ``landcover train`` and
+    ``landcover bench quality``.
+    """
     logger = logging.getLogger("landcover")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _CurrentStderrHandler) for h in logger.handlers):
+        handler = _CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -183,7 +202,7 @@ def _configure_logging() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``landcover train``: 0 on success, 3 on a non-finite loss, 2 on bad options or data."""
     config = config_from_args(sys.argv[1:] if argv is None else argv)
-    _configure_logging()
+    log_progress_to_stderr()
     from models.train.epoch import NonFiniteLossError
     from models.train.loop import EXIT_NON_FINITE, train  # TensorFlow
 

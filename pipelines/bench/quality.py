@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -216,20 +215,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _log_training_progress() -> None:
-    """Training's progress lines (the ``landcover`` loggers) on stderr, once."""
-    logger = logging.getLogger("landcover")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    _log_training_progress()
+    from models.train.cli import log_progress_to_stderr
+
+    log_progress_to_stderr()
     from models.registry import ARCHITECTURES
 
     archs = args.archs.split(",") if args.archs else list(ARCHITECTURES)

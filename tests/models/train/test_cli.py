@@ -94,3 +94,27 @@ def test_missing_data_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     argv = ["--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "m"), "--arch", "unet"]
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("landcover train: ")
+
+
+def test_progress_logging_follows_the_current_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set up once, it writes wherever stderr is now, never to a stream closed since."""
+    import io
+    import logging
+
+    from models.train.cli import log_progress_to_stderr
+
+    logger = logging.getLogger("landcover")
+    for name in ("handlers", "level", "propagate"):
+        monkeypatch.setattr(logger, name, getattr(logger, name))
+    monkeypatch.setattr(logger, "handlers", [])
+    log_progress_to_stderr()
+    log_progress_to_stderr()
+    assert len(logger.handlers) == 1
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    logging.getLogger("landcover.train").info("step one")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr("sys.stderr", second)
+    logging.getLogger("landcover.train").info("step two")
+    assert second.getvalue().rstrip().endswith("landcover.train step two")

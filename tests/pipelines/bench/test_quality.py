@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +42,9 @@ def test_baselines_score_the_held_out_scene(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_command_trains_every_fold_and_writes_the_table(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Two 612-px scenes: two folds of one patch each, one short unet run per fold."""
-    # The command gives the "landcover" logger a handler on this test's captured stderr: keep
-    # it from outliving the test.
-    logger = logging.getLogger("landcover")
-    for name in ("handlers", "level", "propagate"):
-        monkeypatch.setattr(logger, name, getattr(logger, name))
-    monkeypatch.setattr(logger, "handlers", [])
     write_scenes(str(tmp_path / "scenes"), 2, size=quality.PATCH, seed=4)
     argv = ["--scenes", str(tmp_path / "scenes"), "--output", str(tmp_path / "out")]
     argv += ["--archs", "unet", "--epochs", "1", "--steps-per-epoch", "2"]
