@@ -55,7 +55,7 @@ class DemoConfig:
 # Chosen so that the model learns visibly in a few CPU minutes (2 cores): 512² scenes give
 # 4 patches of 256² each, trained on random 128² crops (4x cheaper steps, textures intact).
 # Only ``unet``: the ResNet50 encoders without ImageNet weights learn little in CPU minutes
-# (measured: ``resnet50_unet`` reached val mIoU 0.33 against unet's 0.91 while taking 4.5 of
+# (measured: ``resnet50_unet`` reached val mIoU 0.33 against unet's 0.91 while taking 4.6 of
 # the demo's 7.3 minutes), and the flow's default trains every registered architecture anyway.
 # Measured runs (times, scores, identical from run to run): README, "make demo".
 FULL = DemoConfig(
