@@ -12,6 +12,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from models.registry import architectures_text
+
 # name → (module, one-line help). `bench` nests one level more.
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("pipelines.synth", "write synthetic scenes in DeepGlobe's file format"),
@@ -19,7 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.preprocess.cli",
         "Beam: scenes → one-hot patches → sharded TFRecords",
     ),
-    "train": ("models.train.cli", "train unet | resnet50_unet with Dice loss under tf.distribute"),
+    "train": (
+        "models.train.cli",
+        f"train {architectures_text()} with Dice loss under tf.distribute",
+    ),
     "predict": ("pipelines.predict.cli", "Beam: scenes → predicted {id}_mask.png in storage"),
     "evaluate": ("pipelines.evaluate.cli", "mIoU, per-class IoU/Dice, confusion matrix, pictures"),
     "up": ("flows.up", "start the embedded default: Prefect server, deployments, drop watcher"),
@@ -28,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "preprocess": ("pipelines.bench.preprocess", "ms per scene of preprocessing vs decode only"),
     "input": ("pipelines.bench.input", "tf.data input patches/s vs a seed-style loader"),
-    "train": ("pipelines.bench.train", "training patches/s and ms/step for both architectures"),
+    "train": ("pipelines.bench.train", "training patches/s and ms/step of each architecture"),
     "predict": ("pipelines.bench.predict", "inference scenes/minute and overhead share"),
     "tta": ("pipelines.bench.tta", "mIoU and seconds of test-time augmentation, held-out scenes"),
     "quality": ("pipelines.bench.quality", "recipe smoke check on real scenes vs baselines"),

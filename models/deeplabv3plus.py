@@ -23,18 +23,15 @@ from keras import layers
 
 from models.encoders import build_resnet50_encoder
 from models.layers import PadToMultiple, ResizeLike, conv_bn_relu, segmentation_head
+from models.registry import DEEPLAB_OUTPUT_STRIDE, deeplab_widths
 from pipelines.core.palette import NUM_CLASSES
 
-DEEPLAB_OUTPUT_STRIDE = 16
+__all__ = ["ASPP_RATES", "DEEPLAB_OUTPUT_STRIDE", "build_deeplabv3plus", "deeplab_widths"]
+
 ASPP_RATES: tuple[int, ...] = (6, 12, 18)
 # The encoder features the head uses: stride 4 (decoder skip) and stride 16 (ASPP input).
 DEEPLAB_LOW_LEVEL = "conv2_block3_out"
 DEEPLAB_HIGH_LEVEL = "conv5_block3_out"
-
-
-def deeplab_widths(base_filters: int) -> tuple[int, int]:
-    """(ASPP and decoder width, low-level projection width): (256, 48) at the default 64."""
-    return max(1, base_filters * 4), max(1, base_filters * 3 // 4)
 
 
 def aspp(x: Any, filters: int) -> Any:

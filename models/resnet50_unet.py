@@ -15,7 +15,10 @@ from keras import layers
 
 from models.encoders import build_resnet50_encoder
 from models.layers import PadToMultiple, conv_block, conv_bn_relu, segmentation_head
+from models.registry import RESNET50_STRIDE, resnet50_decoder_filters
 from pipelines.core.palette import NUM_CLASSES
+
+__all__ = ["RESNET50_STRIDE", "build_resnet50_unet", "resnet50_decoder_filters"]
 
 # The ResNet50 features the decoder taps, by stride: the stem (/2) and the last block of
 # stages 2-4 (/4, /8, /16) are skips; stage 5 (/32) is the bridge.
@@ -26,12 +29,6 @@ RESNET50_SKIPS: tuple[str, ...] = (
     "conv4_block6_out",
 )
 RESNET50_BRIDGE = "conv5_block3_out"
-RESNET50_STRIDE = 32
-
-
-def resnet50_decoder_filters(base_filters: int) -> tuple[int, ...]:
-    """Decoder widths from /16 up to full resolution: 256, 128, 64, 32, 16 at the default 64."""
-    return tuple(max(1, base_filters * 4 // 2**i) for i in range(5))
 
 
 def build_resnet50_unet(

@@ -10,14 +10,10 @@ import keras
 from keras import layers
 
 from models.layers import PadToMultiple, conv_block, segmentation_head
+from models.registry import UNET_DEPTH, unet_widths
 from pipelines.core.palette import NUM_CLASSES
 
-UNET_DEPTH = 4
-
-
-def unet_widths(base_filters: int) -> tuple[int, ...]:
-    """Stage widths from the first stage down to the bottleneck: 64 … 1024 at the default 64."""
-    return tuple(base_filters * 2**level for level in range(UNET_DEPTH + 1))
+__all__ = ["UNET_DEPTH", "build_unet", "unet_widths"]
 
 
 def build_unet(

@@ -20,28 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from models.registry import ARCHITECTURES, architectures_text, parse_architectures
 from pipelines.core.palette import NUM_CLASSES
 
 
 def filters_description(arch: str, base_filters: int) -> str:
     """The layer widths ``base_filters`` gives ``arch``, for the benchmark's report line."""
-    from models.deeplabv3plus import deeplab_widths
-    from models.resnet50_unet import resnet50_decoder_filters
-    from models.unet import unet_widths
+    from models.registry import spec
 
-    if arch == "unet":
-        widths = list(unet_widths(base_filters))
-        return f"base_filters={base_filters} (encoder/decoder widths {widths})"
-    if arch == "deeplabv3plus":
-        head, low_level = deeplab_widths(base_filters)
-        return (
-            f"base_filters={base_filters} (ResNet50 encoder 64-2048, ASPP/decoder width {head}, "
-            f"stride-4 projection {low_level})"
-        )
-    return (
-        f"base_filters={base_filters} (ResNet50 encoder 64-2048, decoder widths "
-        f"{list(resnet50_decoder_filters(base_filters))})"
-    )
+    return spec(arch).describe_widths(base_filters)
 
 
 def bench_arch(
@@ -103,13 +90,16 @@ def bench_arch(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="landcover bench train",
-        description="training patches/s and ms/step of unet and resnet50_unet (CPU or GPU)",
+        description="training patches/s and ms/step of each architecture (CPU or GPU)",
     )
-    parser.add_argument("--archs", default="unet,resnet50_unet")
+    parser.add_argument(
+        "--archs", default=",".join(ARCHITECTURES), help=f"comma list of {architectures_text()}"
+    )
     parser.add_argument("--size", type=int, default=612)
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--unet-filters", type=int, default=16)
-    parser.add_argument("--resnet-filters", type=int, default=16, help="decoder base filters")
+    parser.add_argument(
+        "--base-filters", type=int, default=16, help="--base-filters of every architecture"
+    )
     parser.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps (tracing)")
     parser.add_argument("--jit", action="store_true")
@@ -123,13 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     devices = [d.device_type for d in tf.config.list_logical_devices()]
     print(f"devices: {devices}, {os.cpu_count()} CPUs, TF {tf.__version__}", flush=True)
     results = []
-    for arch in args.archs.split(","):
-        filters = args.unet_filters if arch == "unet" else args.resnet_filters
+    for arch in parse_architectures(args.archs):
         result = bench_arch(
             arch,
             size=args.size,
             batch_size=args.batch_size,
-            base_filters=filters,
+            base_filters=args.base_filters,
             steps=args.steps,
             warmup=args.warmup,
             jit=args.jit,

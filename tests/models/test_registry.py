@@ -13,8 +13,12 @@ from models.registry import (
     ARCHITECTURES,
     ENCODER_ARCHITECTURES,
     KERAS_PACKAGE,
+    SPECS,
+    architectures_text,
     builder,
     check_architecture,
+    parse_architectures,
+    spec,
 )
 
 
@@ -33,6 +37,36 @@ def test_names_and_unknown_names() -> None:
 def test_builders_build_the_named_architecture() -> None:
     for name in ARCHITECTURES:
         assert builder(name)(base_filters=2).name == name
+
+
+def test_each_spec_s_stride_and_encoder_are_its_built_model_s() -> None:
+    """The spec is the one home of these facts: it must say what the builder really does."""
+    from models.architectures import get_encoder
+    from models.layers import PadToMultiple
+
+    for architecture in SPECS:
+        model = builder(architecture.name)(base_filters=2)
+        pads = [layer for layer in model.layers if isinstance(layer, PadToMultiple)]
+        assert [p.multiple for p in pads] == [architecture.stride], architecture.name
+        assert (get_encoder(model) is not None) == architecture.has_encoder
+
+
+def test_spec_texts_and_lists() -> None:
+    assert spec("unet").describe_widths(16) == (
+        "base_filters=16 (encoder/decoder widths [16, 32, 64, 128, 256])"
+    )
+    assert "ASPP/decoder width 64, stride-4 projection 12" in spec("deeplabv3plus").describe_widths(
+        16
+    )
+    assert architectures_text() == "unet | resnet50_unet | deeplabv3plus"
+    assert parse_architectures(None) == ARCHITECTURES
+    assert parse_architectures(" unet, deeplabv3plus ") == ("unet", "deeplabv3plus")
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'"):
+        parse_architectures("unet,vgg")
+    with pytest.raises(ValueError, match="no architecture named"):
+        parse_architectures(",")
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'"):
+        spec("vgg")
 
 
 def test_checking_a_name_imports_neither_tensorflow_nor_keras() -> None:
