@@ -1,7 +1,8 @@
 """What a training run depends on: one :class:`TrainConfig` for the CLI, the flows and Python.
 
-Defaults live here once; ``landcover train`` builds its flags from them and the training flow
-passes a ``TrainConfig`` (as a dict) through Prefect. What a default means once the data is
+Defaults, help, choices and bounds live here once, on the fields; ``landcover train`` builds
+its flags from them (``models.train.cli``) and the training flow passes a ``TrainConfig`` (as a
+dict) through Prefect. What a default means once the data is
 known (``default_steps_per_epoch``) is decided here too. Importing this module loads neither
 TensorFlow nor Keras, so validation and ``--help`` are instant.
 """
@@ -11,10 +12,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from models.loss_options import check_loss, parse_class_weights
-from models.registry import ARCHITECTURES, ENCODER_ARCHITECTURES, check_architecture
+from models.loss_options import LOSSES, parse_class_weights
+from models.registry import (
+    ARCHITECTURES,
+    ENCODER_ARCHITECTURES,
+    architectures_text,
+    check_architecture,
+    spec,
+)
 from models.strategy import STRATEGIES
 from pipelines.core.manifest import Manifest
+from pipelines.core.options import check_fields, option
 
 ARCHS: tuple[str, ...] = ARCHITECTURES
 CHECKPOINTS_DIR = "checkpoints"
@@ -66,49 +74,121 @@ RESULT_NEUTRAL_FIELDS: frozenset[str] = frozenset(
 )
 
 
+def _encoder_weights(value: str) -> str:
+    if not value:
+        raise ValueError("encoder_weights is empty: none | imagenet | PATH | gs://…")
+    return value
+
+
+_RECIPE = "recipe"
+
+
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (``options`` in ``metadata.json``)."""
+    """Everything a training run depends on (``options`` in ``metadata.json``).
 
-    data: str
-    output: str
-    arch: str = "unet"
-    epochs: int = 1
-    steps_per_epoch: int | None = None  # None: one pass over the train split
-    batch_size: int = 4  # per replica; the global batch is this × replicas
-    learning_rate: float = 1e-3
-    strategy: str = "auto"
-    mixed_precision: bool = False
-    jit: bool = False
-    base_filters: int = 64
-    encoder_weights: str = "none"
-    freeze_encoder_epochs: int = 0
-    val_steps: int | None = None  # None: the whole val split
-    crop_size: int | None = None  # train on random crops of this size (CPU runs); None: whole
-    seed: int = 0
-    deterministic: bool = False
-    augment: bool = True
-    ignore_unknown: bool = False
-    dice_smooth: float = 1.0
-    shuffle_buffer: int = 64
-    log_every: int = 10
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 3
-    checkpoint_dir: str | None = None  # default OUTPUT/checkpoints
-    log_dir: str | None = None  # default OUTPUT/logs
-    version: str | None = None  # the model version in metadata; default: OUTPUT's last part
+    Each field is one option: its flag, help, choices and bounds are declared here
+    (:func:`pipelines.core.options.option`) and ``landcover train``'s parser is built from
+    them, so a new option is one line.
+    """
+
+    data: str = option(help="records folder of `landcover preprocess` (local or gs://)")
+    output: str = option(help="model folder (local or gs://)")
+    arch: str = option(
+        "unet",
+        help=f"architecture: {architectures_text()}",
+        choices=ARCHITECTURES,
+        required_flag=True,
+    )
+    epochs: int = option(1, help="passes of steps_per_epoch steps", minimum=1)
+    steps_per_epoch: int | None = option(
+        None, help="none: one pass over the train split (patches // global batch)", minimum=1
+    )
+    batch_size: int = option(4, help="per replica; the global batch is this × replicas", minimum=1)
+    learning_rate: float = option(1e-3, help="peak learning rate (AdamW)", above=0)
+    strategy: str = option("auto", help="tf.distribute strategy", choices=STRATEGIES)
+    mixed_precision: bool = option(False, help="mixed_float16 policy")
+    jit: bool = option(False, help="XLA-compile the training step")
+    base_filters: int = option(
+        64, help="width: U-Net stages, the ResNet50-U-Net decoder, the DeepLab head", minimum=1
+    )
+    encoder_weights: str = option(
+        "none",
+        help=f"{', '.join(ENCODER_ARCHITECTURES)}: none | imagenet (Keras's cache, else a "
+        "download) | PATH or gs:// to a ResNet50 weights file",
+        check=_encoder_weights,
+    )
+    freeze_encoder_epochs: int = option(
+        0,
+        help=f"{', '.join(ENCODER_ARCHITECTURES)}: keep the encoder frozen for the first N epochs",
+        minimum=0,
+    )
+    val_steps: int | None = option(None, help="none: the whole val split", minimum=1)
+    crop_size: int | None = option(
+        None,
+        help="train on random crops of this side (CPU runs); validation always uses whole "
+        "patches; none: whole patches",
+        minimum=1,
+    )
+    seed: int = option(0, help="seeds the weights, the data order and the augmentation")
+    deterministic: bool = option(False, help="fixed data order and deterministic ops")
+    augment: bool = option(True, help="dihedral flips/rotations and colour jitter")
+    ignore_unknown: bool = option(False, help="the loss ignores unknown-truth pixels")
+    dice_smooth: float = option(1.0, help="Dice smoothing, in pixels", minimum=0)
+    shuffle_buffer: int = option(64, help="patches in the shuffle buffer", minimum=1)
+    log_every: int = option(10, help="steps between progress lines", minimum=1)
+    checkpoint_every: int = option(100, help="steps between checkpoints", minimum=1)
+    keep_checkpoints: int = option(3, help="checkpoints kept", minimum=1)
+    checkpoint_dir: str | None = option(None, help="none: OUTPUT/checkpoints")
+    log_dir: str | None = option(None, help="TensorBoard; none: OUTPUT/logs")
+    version: str | None = option(None, help="model version; none: OUTPUT's last part")
     # The recipe (README "Training recipe").
-    lr_schedule: str = "cosine"  # constant | cosine | poly, per step, after the warm-up
-    warmup_epochs: float = 0.0  # linear warm-up from ~0 to learning_rate
-    min_lr_fraction: float = 0.01  # cosine/poly end at learning_rate × this
-    weight_decay: float = 1e-4  # AdamW, decoupled; biases and batch-norm scales/offsets excluded
-    loss: str = "dice"  # dice | dice+ce | focal+dice
-    focal_gamma: float = 2.0
-    class_weights: str = "none"  # none | auto (median frequency of the train pixels) | w1,…,w7
-    color_jitter: float = 0.1  # brightness ±j, contrast and saturation ×[1-j, 1+j]; 0: off
-    early_stopping_patience: int | None = None  # stop after N epochs without a better val mIoU
-    fresh: bool = False  # discard the checkpoints under OUTPUT and start over
-    preset: str | None = None  # cpu | gpu, as recorded; its values are the fields above
+    lr_schedule: str = option(
+        "cosine",
+        help="per step, after the warm-up",
+        choices=LR_SCHEDULES,
+        group=_RECIPE,
+    )
+    warmup_epochs: float = option(
+        0.0, help="linear learning-rate warm-up before the decay", minimum=0, group=_RECIPE
+    )
+    min_lr_fraction: float = option(
+        0.01, help="cosine/poly end at learning rate × this", minimum=0, maximum=1, group=_RECIPE
+    )
+    weight_decay: float = option(
+        1e-4,
+        help="AdamW, decoupled; biases and batch-norm scales/offsets excluded",
+        minimum=0,
+        group=_RECIPE,
+    )
+    loss: str = option("dice", help="the training loss", choices=LOSSES, group=_RECIPE)
+    focal_gamma: float = option(2.0, help="focal+dice: the focusing γ", minimum=0, group=_RECIPE)
+    class_weights: str = option(
+        "none",
+        help="none | auto (median frequency of the train pixels) | w1,…,w7 in palette order",
+        check=parse_class_weights,
+        group=_RECIPE,
+    )
+    color_jitter: float = option(
+        0.1,
+        help="brightness ±j, contrast/saturation ×[1-j, 1+j] (with augmentation); 0: off",
+        minimum=0,
+        below=1,
+        group=_RECIPE,
+    )
+    early_stopping_patience: int | None = option(
+        None,
+        help="stop after N epochs without a better val mIoU; none: never",
+        minimum=1,
+        group=_RECIPE,
+    )
+    fresh: bool = option(False, help="discard OUTPUT's checkpoints and start over")
+    preset: str | None = option(
+        None,
+        help="cpu: small crops and widths, float32; gpu: whole patches, full width, mixed "
+        "precision. Explicit flags override it.",
+        choices=tuple(PRESETS),
+    )
 
     @classmethod
     def from_preset(cls, preset: str | None, **fields: Any) -> TrainConfig:
@@ -117,55 +197,22 @@ class TrainConfig:
         return cls(**{**options, **fields, "preset": preset})
 
     def validate(self) -> None:
-        check_architecture(self.arch)
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}")
-        positive = {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "base_filters": self.base_filters,
-            "log_every": self.log_every,
-            "checkpoint_every": self.checkpoint_every,
-            "keep_checkpoints": self.keep_checkpoints,
-        }
-        for name in ("steps_per_epoch", "val_steps", "crop_size"):
-            if getattr(self, name) is not None:
-                positive[name] = getattr(self, name)
-        for name, value in positive.items():
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.freeze_encoder_epochs < 0:
-            raise ValueError(
-                f"freeze_encoder_epochs must be >= 0, got {self.freeze_encoder_epochs}"
-            )
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(
-                f"unknown lr_schedule {self.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}"
-            )
-        check_loss(self.loss)
-        parse_class_weights(self.class_weights)
+        """The generic checks of every field (type, choices, bounds), then those that relate
+        two fields; ValueError naming the option and why."""
         if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; valid: {', '.join(PRESETS)}")
-        for name in ("warmup_epochs", "weight_decay", "focal_gamma", "color_jitter"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.min_lr_fraction <= 1:
-            raise ValueError(f"min_lr_fraction must be in [0, 1], got {self.min_lr_fraction}")
-        if self.color_jitter >= 1:
-            raise ValueError(f"color_jitter must be < 1, got {self.color_jitter}")
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise ValueError(
-                f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}"
-            )
+        check_architecture(self.arch)
+        check_fields(self)
         if self.jit and self.deterministic:
             raise ValueError(
                 "--jit and --deterministic cannot be combined: XLA has no deterministic "
                 "max-pool gradient"
             )
-        if self.freeze_encoder_epochs and self.arch not in ENCODER_ARCHITECTURES:
-            raise ValueError("freeze_encoder_epochs needs resnet50_unet (unet has no encoder)")
+        if self.freeze_encoder_epochs and not spec(self.arch).has_encoder:
+            raise ValueError(
+                f"freeze_encoder_epochs needs an encoder ({', '.join(ENCODER_ARCHITECTURES)}); "
+                f"{self.arch} has no encoder"
+            )
 
     @property
     def checkpoint_root(self) -> str:
