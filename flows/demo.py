@@ -39,8 +39,8 @@ class DemoConfig:
     """Sizes of one demo run (see :data:`FULL` and :data:`QUICK`).
 
     ``training``, ``preprocessing`` and ``inference`` are the flows' option groups:
-    ``TrainConfig``, ``PreprocessOptions`` and ``flows.options.InferenceOptions`` fields. Plain
-    dicts, so that ``landcover demo --help`` imports none of them.
+    ``TrainConfig``, ``PreprocessOptions`` and ``PredictOptions`` fields. Plain dicts, so
+    that ``landcover demo --help`` imports none of them.
     """
 
     archs: tuple[str, ...]
@@ -49,7 +49,7 @@ class DemoConfig:
     size: int
     training: dict[str, Any]
     preprocessing: dict[str, Any]
-    inference: dict[str, int]
+    inference: dict[str, Any]
 
 
 # Chosen so that the model learns visibly in a few CPU minutes (2 cores): 512² scenes give
@@ -228,13 +228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from flows import tasks
     from flows.inference import nightly_inference
     from flows.layout import Layout
-    from flows.options import InferenceOptions
     from flows.train import train
     from pipelines.io import storage
+    from pipelines.predict.options import PredictOptions
     from pipelines.synth import write_scenes
 
     layout = Layout(str(root))
-    inference_options = InferenceOptions(**config.inference)
+    inference_options = PredictOptions(**config.inference)
     holdout = root / "holdout"
     total = 5
     print(f"landcover demo ({'quick' if args.quick else 'full'}) in {root}: {asdict(config)}")

@@ -23,11 +23,11 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows import tasks
 from flows.layout import Layout
-from flows.options import InferenceOptions
 from flows.registry import promoted_model
 from flows.report import inference_report
 from pipelines.core.naming import scene_id_of
 from pipelines.io import locks
+from pipelines.predict.options import PredictOptions
 
 ARTIFACT_KEY = "landcover-inference-report"
 # Longest inference run a lock must outlast (a killed run's lock is taken over after this).
@@ -38,15 +38,15 @@ PREDICT_LOCK_TTL_S = 6 * 3600.0
 def nightly_inference(
     root: str,
     input_uri: str | None = None,
-    inference: InferenceOptions | None = None,
+    inference: PredictOptions | None = None,
     beam_args: list[str] | None = None,
     lock_wait_s: float = PREDICT_LOCK_TTL_S,
 ) -> dict[str, Any]:
     """Predict masks for the scenes not done yet for the promoted model; report counts.
 
-    ``inference``: tile, overlap and batch size (:class:`flows.options.InferenceOptions`,
-    ``landcover predict``'s defaults). ``lock_wait_s``: how long to wait for another run
-    writing the same predictions folder before giving up with its holder named.
+    ``inference``: how batch inference tiles, runs and writes (:class:`PredictOptions`,
+    ``landcover predict``'s flags). ``lock_wait_s``: how long to wait for another run writing
+    the same predictions folder before giving up with its holder named.
     """
     from prefect.runtime import flow_run
 
@@ -85,7 +85,7 @@ def nightly_inference(
                 pointer["model_uri"],
                 source,
                 output,
-                options=inference or InferenceOptions(),
+                options=inference or PredictOptions(),
                 beam_args=tasks.resolve_beam_args(beam_args),
             )
             summary.update({k: counts.get(k, 0) for k in ("predicted", "skipped", "failed")})

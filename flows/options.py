@@ -8,7 +8,8 @@ A flow parameter is one of three groups instead of a loose keyword per option:
 - ``preprocessing``: a dict of :class:`pipelines.preprocess.options.PreprocessOptions` field
   overrides (``patch_size``, ``val_fraction``, ``seed``, ``record_format``, ``num_shards``, as
   ``landcover preprocess``); the flow fills in the input and output URIs;
-- ``inference``: an :class:`InferenceOptions` (tile, overlap, batch size of batch inference).
+- ``inference``: a :class:`pipelines.predict.options.PredictOptions` (tile, overlap, batch,
+  TTA, format, block size, … of batch inference, as ``landcover predict``'s flags).
 
 Dicts keep the Prefect parameters JSON (a deployment, the UI and ``prefect deployment run
 --param`` all pass JSON); they are validated here against the stage's own options class, with
@@ -25,7 +26,6 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from models.train.config import TrainConfig
-from pipelines.core.tiling import TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE, tile_origins
 from pipelines.preprocess.options import PreprocessOptions
 
 # The fields of each options class that a flow sets itself, never an override.
@@ -33,29 +33,6 @@ TRAINING_SET_BY_FLOW: frozenset[str] = frozenset({"data", "output", "arch"})
 PREPROCESSING_SET_BY_FLOW: frozenset[str] = frozenset({"input_uri", "output_uri"})
 
 Options = TypeVar("Options")
-
-
-@dataclasses.dataclass(frozen=True)
-class InferenceOptions:
-    """How batch inference tiles a scene: the ``inference`` parameter of the flows.
-
-    The tiling defaults are the shared ones of :mod:`pipelines.core.tiling`, the same as
-    ``landcover predict``'s flags, so a flow and the command line predict alike.
-    """
-
-    tile: int = TILE_SIZE
-    overlap: int = TILE_OVERLAP
-    batch_size: int = TILE_BATCH_SIZE
-
-    def __post_init__(self) -> None:
-        # Tiling one tile-sized side applies the core's rule for tile and overlap, so a bad
-        # value fails when the flow starts rather than after an hour of training.
-        tile_origins(self.tile, self.tile, self.overlap)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-
-    def to_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
 
 
 def _fields(cls: type) -> set[str]:

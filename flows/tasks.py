@@ -21,12 +21,13 @@ from typing import Any, cast
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.options import InferenceOptions, train_config_of
+from flows.options import train_config_of
 from flows.retries import storage_retry_options
 from pipelines.core.errors import BadInputError
 from pipelines.core.manifest import Manifest
 from pipelines.core.naming import basename
 from pipelines.io import credentials, integrity, storage
+from pipelines.predict.options import PredictOptions
 from pipelines.preprocess.options import PreprocessOptions
 
 BEAM_ARGS_ENV = "LANDCOVER_BEAM_ARGS"
@@ -178,21 +179,13 @@ def predict(
     input_uri: str,
     output_uri: str,
     *,
-    options: InferenceOptions,
+    options: PredictOptions,
     beam_args: list[str],
 ) -> dict[str, Any]:
     """Beam batch inference (``pipelines.predict.job.run_predict``); skips scenes already done."""
     from pipelines.predict.job import run_predict
 
-    return run_predict(
-        model_uri,
-        input_uri,
-        output_uri,
-        tile=options.tile,
-        overlap=options.overlap,
-        batch_size=options.batch_size,
-        beam_args=beam_args,
-    )
+    return run_predict(model_uri, input_uri, output_uri, options, beam_args=beam_args)
 
 
 @task(name="evaluate", **_IO)

@@ -25,7 +25,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows import tasks
 from flows.layout import Layout, fingerprint, model_version, new_run_id
-from flows.options import InferenceOptions, preprocess_options, recorded_options, train_config
+from flows.options import preprocess_options, recorded_options, train_config
 from flows.registry import promote_if_better, read_promoted
 from flows.report import training_report
 from models.registry import ARCHITECTURES
@@ -40,6 +40,7 @@ from pipelines.core.naming import (
 )
 from pipelines.core.records import MANIFEST_NAME
 from pipelines.io import storage
+from pipelines.predict.options import PredictOptions
 from pipelines.preprocess.options import PreprocessOptions
 
 DEFAULT_ARCHS: tuple[str, ...] = ARCHITECTURES
@@ -196,7 +197,7 @@ def stage_val_scenes(layout: Layout, ids: Sequence[str], run: str) -> tuple[str,
 
 
 def predict_val(
-    model_uri: str, images: str, output: str, inference: InferenceOptions, beam_args: list[str]
+    model_uri: str, images: str, output: str, inference: PredictOptions, beam_args: list[str]
 ) -> str:
     masks = storage.join(output, "masks")
     tasks.predict(model_uri, images, masks, options=inference, beam_args=beam_args)
@@ -222,7 +223,7 @@ def train(
     archs: tuple[str, ...] = DEFAULT_ARCHS,
     training: dict[str, Any] | None = None,
     preprocessing: dict[str, Any] | None = None,
-    inference: InferenceOptions | None = None,
+    inference: PredictOptions | None = None,
     beam_args: list[str] | None = None,
     train_deployment: str | None = None,
 ) -> dict[str, Any]:
@@ -232,7 +233,7 @@ def train(
     ``encoder_weights``…) over :data:`FLOW_TRAINING` and TrainConfig's defaults;
     ``preprocessing``: ``pipelines.preprocess.options.PreprocessOptions`` fields
     (``patch_size``, ``val_fraction``, ``seed``, ``record_format``, ``num_shards``);
-    ``inference``: tiling of the val scenes' batch inference (:class:`InferenceOptions`).
+    ``inference``: tiling of the val scenes' batch inference (:class:`PredictOptions`).
     All are checked before any work (:mod:`flows.options`). ``beam_args`` default to
     ``$LANDCOVER_BEAM_ARGS`` (the work pool picks the runner). ``train_deployment`` (e.g.
     ``train-model/landcover``) sends each architecture to that deployment instead of training
@@ -246,7 +247,7 @@ def train(
     layout = Layout(root)
     run = new_run_id(suffix=str(flow_run.id or "")[:8] or None)
     beam = tasks.resolve_beam_args(beam_args)
-    inference = inference or InferenceOptions()
+    inference = inference or PredictOptions()
     records = layout.records(dataset)
     version = run
     # Every option is checked here: a typo must fail before an hour of preprocessing, not after.
@@ -384,7 +385,7 @@ def evaluate_promoted(
     images: str,
     truth: str,
     report: str,
-    inference: InferenceOptions,
+    inference: PredictOptions,
     beam_args: list[str],
 ) -> float | None:
     """The promoted model's mIoU on these val scenes, or ``None`` if it cannot be scored."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from models import normalization
+from pipelines.core.tiling import TTA_MODES, TTA_TRANSFORMS
 from pipelines.io import storage
 
 if TYPE_CHECKING:
@@ -30,18 +31,6 @@ def load_model(model_file_uri: str) -> keras.Model:
 
     with storage.local_copy(model_file_uri) as path:
         return load_keras_file(path, source=model_file_uri)
-
-
-# Test-time augmentation: which dihedral transforms of a tile the model sees. Each transform is
-# (k quarter-turns, flip left-right first); its inverse is applied to the prediction before the
-# probabilities are averaged, so every prediction is back in the tile's own orientation.
-TTA_TRANSFORMS: dict[str, tuple[tuple[int, bool], ...]] = {
-    "none": ((0, False),),
-    # the four flips: identity, left-right, up-down (= rot180 of left-right), both (= rot180)
-    "flip": ((0, False), (0, True), (2, True), (2, False)),
-    "d4": tuple((k, flip) for flip in (False, True) for k in range(4)),
-}
-TTA_MODES = tuple(TTA_TRANSFORMS)
 
 
 def _forward(tiles: np.ndarray, k: int, flip: bool) -> np.ndarray:

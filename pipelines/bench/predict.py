@@ -37,7 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.core.tiling import TILE_OVERLAP, TILE_SIZE, model_pixels_per_scene_pixel
+from models.registry import ARCHITECTURES
+from pipelines.core.tiling import (
+    TILE_BATCH_SIZE,
+    TILE_OVERLAP,
+    TILE_SIZE,
+    TTA_MODES,
+    model_pixels_per_scene_pixel,
+)
+from pipelines.predict.options import DEFAULT_BLOCK_SIZE, PredictOptions
 
 SCENE_SIZE = 2448
 GEOTIFF_SIZE = 16384
@@ -45,7 +53,6 @@ NARROW_FILTERS = 4
 MEMORY_TARGET_MB = 2.5 * 1024
 OVERHEAD_TARGET = 0.10
 CASES = ("jpeg", "geotiff", "forward", "tta")
-TTA_MODES = ("none", "flip", "d4")
 
 
 def peak_rss_mb() -> float:
@@ -109,7 +116,7 @@ def jpeg_case(
     base_filters: int = 64,
     tile: int = TILE_SIZE,
     overlap: int = TILE_OVERLAP,
-    batch_size: int = 4,
+    batch_size: int = TILE_BATCH_SIZE,
     workdir: str | None = None,
 ) -> dict[str, Any]:
     """One synthetic DeepGlobe-style JPEG scene through the job (PNG output)."""
@@ -121,9 +128,8 @@ def jpeg_case(
         synth.write_scenes(inputs, 1, size=size, seed=0, labeled=False)
         model_file = os.path.join(tmp, "model.keras")
         params = _save_model(model_file, arch, base_filters)
-        summary = run_predict(
-            model_file, inputs, outputs, tile=tile, overlap=overlap, batch_size=batch_size
-        )
+        options = PredictOptions(tile=tile, overlap=overlap, batch_size=batch_size)
+        summary = run_predict(model_file, inputs, outputs, options)
     result = _throughput(summary, size * size, tile, overlap)
     result.update(case="jpeg", size=size, arch=arch, base_filters=base_filters, params=params)
     result.update(batch_size=batch_size, predicted=summary["predicted"])
@@ -173,12 +179,12 @@ def geotiff_case(
     base_filters: int = NARROW_FILTERS,
     tile: int = TILE_SIZE,
     overlap: int = TILE_OVERLAP,
-    batch_size: int = 4,
+    batch_size: int = TILE_BATCH_SIZE,
     block_size: int | None = None,
     workdir: str | None = None,
 ) -> dict[str, Any]:
     """A large tiled GeoTIFF generated here → COG through the block-parallel job."""
-    from pipelines.predict.job import DEFAULT_BLOCK_SIZE, run_predict
+    from pipelines.predict.job import run_predict
 
     block = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     with tempfile.TemporaryDirectory(prefix="landcover-bench-", dir=workdir) as tmp:
@@ -189,15 +195,10 @@ def geotiff_case(
         generate_s = time.perf_counter() - started
         model_file = os.path.join(tmp, "model.keras")
         params = _save_model(model_file, arch, base_filters)
-        summary = run_predict(
-            model_file,
-            inputs,
-            outputs,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            block_size=block,
+        options = PredictOptions(
+            tile=tile, overlap=overlap, batch_size=batch_size, block_size=block
         )
+        summary = run_predict(model_file, inputs, outputs, options)
         mask = os.path.join(outputs, "big_mask.tif")
         mask_mb = os.path.getsize(mask) / 2**20 if os.path.exists(mask) else 0.0
         if not os.path.exists(mask):
@@ -228,7 +229,7 @@ def forward_case(
     arch: str = "unet",
     base_filters: int = 64,
     tile: int = TILE_SIZE,
-    batch_size: int = 4,
+    batch_size: int = TILE_BATCH_SIZE,
 ) -> dict[str, Any]:
     """One batch through the model: peak RSS of the forward pass and seconds per model pixel.
 
@@ -259,7 +260,7 @@ def tta_case(
     arch: str = "unet",
     base_filters: int = 64,
     tile: int = TILE_SIZE,
-    batch_size: int = 4,
+    batch_size: int = TILE_BATCH_SIZE,
     modes: Sequence[str] = TTA_MODES,
 ) -> dict[str, Any]:
     """Seconds of one batch under each TTA mode, after one untimed warm-up batch."""
@@ -349,7 +350,7 @@ def run_bench(
     narrow_filters: int = NARROW_FILTERS,
     tile: int = TILE_SIZE,
     overlap: int = TILE_OVERLAP,
-    batch_size: int = 4,
+    batch_size: int = TILE_BATCH_SIZE,
     size: int = SCENE_SIZE,
     geotiff_size: int = GEOTIFF_SIZE,
     block_size: int | None = None,
@@ -460,7 +461,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)} (default all)"
     )
-    parser.add_argument("--arch", default="unet", help="unet | resnet50_unet (default unet)")
+    parser.add_argument("--arch", default="unet", choices=ARCHITECTURES, help="default unet")
     parser.add_argument("--base-filters", type=int, default=64, help="model width (default 64)")
     parser.add_argument(
         "--narrow-filters",
@@ -468,14 +469,18 @@ def _parser() -> argparse.ArgumentParser:
         default=NARROW_FILTERS,
         help=f"model width of the geotiff case (default {NARROW_FILTERS})",
     )
-    parser.add_argument("--tile", type=int, default=TILE_SIZE)
-    parser.add_argument("--overlap", type=int, default=TILE_OVERLAP)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--tile", type=int, default=TILE_SIZE, help="predict's --tile")
+    parser.add_argument("--overlap", type=int, default=TILE_OVERLAP, help="predict's --overlap")
+    parser.add_argument(
+        "--batch-size", type=int, default=TILE_BATCH_SIZE, help="predict's --batch-size"
+    )
     parser.add_argument("--size", type=int, default=SCENE_SIZE, help="JPEG side (default 2448)")
     parser.add_argument(
         "--geotiff-size", type=int, default=GEOTIFF_SIZE, help="GeoTIFF side (default 16384)"
     )
-    parser.add_argument("--block-size", type=int, help="predict's --block-size (default its own)")
+    parser.add_argument(
+        "--block-size", type=int, default=DEFAULT_BLOCK_SIZE, help="predict's --block-size"
+    )
     parser.add_argument(
         "--sweep", help="tile/overlap candidates run as jpeg cases, e.g. 612/64,1024/64,1280/64"
     )

@@ -21,9 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.core.tiling import TILE_OVERLAP, TILE_SIZE
-
-TTA_MODES = ("none", "flip", "d4")
+from pipelines.core.tiling import TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE, TTA_MODES
 
 
 def score_masks(pred_dir: str, truth_dir: str, scene_ids: Sequence[str]) -> dict[str, Any]:
@@ -62,11 +60,12 @@ def run_bench(
     modes: Sequence[str] = TTA_MODES,
     tile: int = TILE_SIZE,
     overlap: int = TILE_OVERLAP,
-    batch_size: int = 4,
+    batch_size: int = TILE_BATCH_SIZE,
     workdir: str | None = None,
 ) -> dict[str, Any]:
     """Predict and score the scenes once per mode; returns the figures printed."""
     from pipelines.predict.job import run_predict
+    from pipelines.predict.options import PredictOptions
 
     scene_ids = labeled_scene_ids(scenes_dir)
     if not scene_ids:
@@ -75,16 +74,10 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="landcover-bench-tta-", dir=workdir) as tmp:
         for mode in modes:
             out = os.path.join(tmp, mode)
-            summary = run_predict(
-                model,
-                scenes_dir,
-                out,
-                tile=tile,
-                overlap=overlap,
-                batch_size=batch_size,
-                fmt="png",
-                tta=mode,
+            options = PredictOptions(
+                tile=tile, overlap=overlap, batch_size=batch_size, format="png", tta=mode
             )
+            summary = run_predict(model, scenes_dir, out, options)
             if summary["predicted"] != len(scene_ids):
                 raise RuntimeError(f"tta {mode}: {summary['predicted']} of {len(scene_ids)} done")
             row = {"tta": mode, **score_masks(out, scenes_dir, scene_ids)}
@@ -128,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--modes", default=",".join(TTA_MODES), help="default none,flip,d4")
     parser.add_argument("--tile", type=int, default=TILE_SIZE)
     parser.add_argument("--overlap", type=int, default=TILE_OVERLAP)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=TILE_BATCH_SIZE)
     parser.add_argument("--workdir", help="where temporary predictions go")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     return parser

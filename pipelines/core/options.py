@@ -150,7 +150,7 @@ def add_flags(
         required = meta["required_flag"] or (
             field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
         )
-        text = meta["help"]
+        text = meta["help"].replace("%", "%%")  # argparse formats help with %
         kwargs: dict[str, Any] = {"dest": field.name, "help": text}
         if required:
             kwargs["required"] = True

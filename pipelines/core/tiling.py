@@ -25,6 +25,17 @@ TILE_SIZE = 612
 TILE_OVERLAP = 64
 TILE_BATCH_SIZE = 1  # tiles per forward pass in batch inference
 
+# Test-time augmentation: which dihedral transforms of a tile the model sees. Each transform is
+# (k quarter-turns, flip left-right first); its inverse is applied to the prediction before the
+# probabilities are averaged, so every prediction is back in the tile's own orientation.
+TTA_TRANSFORMS: dict[str, tuple[tuple[int, bool], ...]] = {
+    "none": ((0, False),),
+    # the four flips: identity, left-right, up-down (= rot180 of left-right), both (= rot180)
+    "flip": ((0, False), (0, True), (2, True), (2, False)),
+    "d4": tuple((k, flip) for flip in (False, True) for k in range(4)),
+}
+TTA_MODES = tuple(TTA_TRANSFORMS)
+
 
 def patch_origins(length: int, patch: int) -> list[int]:
     """Start offsets along one side: a regular grid, the last one flush with the edge."""

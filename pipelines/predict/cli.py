@@ -1,22 +1,20 @@
-"""``landcover predict``: flags → :func:`pipelines.predict.job.run_predict`.
+"""``landcover predict``: flags → :class:`PredictOptions` → ``run_predict``.
 
-Parsing imports neither Beam nor TensorFlow, so ``--help`` and a bad flag answer at once.
+The flags are generated from :class:`pipelines.predict.options.PredictOptions` (the one home of
+predict's options, shared with the flows and the benchmarks). Parsing imports neither Beam nor
+TensorFlow, so ``--help`` and a bad flag answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 
-from pipelines.core.tiling import TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE
-
-# Literal copies of the job's choices (importing the job would import Beam); a test keeps
-# them equal to pipelines.predict.job / outputs.
-FORMATS = ("png", "cog")
-TTA_MODES = ("none", "flip", "d4")
-DEFAULT_BLOCK_SIZE = 4096
+from pipelines.core.options import add_flags
+from pipelines.predict.options import PredictOptions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,56 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="model.keras URI, or a folder holding one")
     parser.add_argument("--input", required=True, help="folder (local or gs://) of scenes")
     parser.add_argument("--output", required=True, help="folder (local or gs://) for masks")
-    parser.add_argument(
-        "--tile", type=int, default=TILE_SIZE, help="tile side in px (default %(default)s)"
-    )
-    parser.add_argument(
-        "--overlap",
-        type=int,
-        default=TILE_OVERLAP,
-        help="overlap of neighbouring tiles in px (default %(default)s)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=TILE_BATCH_SIZE, help="tiles per forward pass"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="re-predict done scenes")
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default=None,
-        help="output format (default: cog for georeferenced inputs, png otherwise)",
-    )
-    parser.add_argument(
-        "--tta",
-        choices=TTA_MODES,
-        default="none",
-        help="test-time augmentation: average over 4 flips or the 8 dihedral transforms",
-    )
-    parser.add_argument(
-        "--block-size",
-        type=int,
-        default=DEFAULT_BLOCK_SIZE,
-        help="split cog scenes with a side above this into blocks predicted in parallel "
-        "(default %(default)s; 0 = never)",
-    )
-    parser.add_argument(
-        "--class-ids",
-        action="store_true",
-        help="png format: also write {id}_classes.png (class ids 0..6); a cog mask holds ids",
-    )
-    parser.add_argument(
-        "--probabilities",
-        action="store_true",
-        help="also write {id}_probs.npz (png: float16 H×W×7) or {id}_probs.tif (cog: uint8 "
-        "band per class); cog scenes are then not split into blocks",
-    )
-    parser.add_argument(
-        "--scenes-per-wave",
-        type=int,
-        default=None,
-        help="scenes per pipeline run; bounds local memory (default 8 locally, 0 = all)",
-    )
+    add_flags(parser, PredictOptions)
     return parser
+
+
+def options_from_args(args: argparse.Namespace) -> PredictOptions:
+    """The :class:`PredictOptions` of parsed flags (the fields of the same names)."""
+    names = {field.name for field in dataclasses.fields(PredictOptions)}
+    return PredictOptions(**{k: v for k, v in vars(args).items() if k in names})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,22 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipelines.predict.job import run_predict  # Beam and TensorFlow: only to run
 
     try:
-        summary = run_predict(
-            args.model,
-            args.input,
-            args.output,
-            tile=args.tile,
-            overlap=args.overlap,
-            batch_size=args.batch_size,
-            overwrite=args.overwrite,
-            write_class_ids=args.class_ids,
-            write_probabilities=args.probabilities,
-            beam_args=beam_args,
-            scenes_per_wave=args.scenes_per_wave,
-            fmt=args.format,
-            tta=args.tta,
-            block_size=args.block_size,
-        )
+        options = options_from_args(args)
+        summary = run_predict(args.model, args.input, args.output, options, beam_args=beam_args)
     except (ValueError, FileNotFoundError) as error:
         print(f"landcover predict: error: {error}", file=sys.stderr)
         return 2

@@ -21,8 +21,9 @@ and output options) and its outputs are intact; otherwise it is predicted again.
 (undecodable, wrong bands, a corrupt window) go to ``<output>/errors/predict-*.jsonl`` naming
 the file (and window) and the job goes on; they are retried on the next run.
 
-Local runs still process scenes in waves of ``scenes_per_wave`` pipelines (the DirectRunner
-materialises a stage's outputs before the next starts); distributed runners get one run.
+Local runs still process scenes in waves of ``PredictOptions.scenes_per_wave`` scenes (the
+DirectRunner materialises a stage's outputs before the next starts); distributed runners get one
+run.
 
 Python API (what the Prefect flows call): :func:`run_predict`. CLI: ``landcover predict``.
 """
@@ -39,17 +40,15 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 
-from pipelines.core import tiling
 from pipelines.core.errors import ERRORS_DIR
 from pipelines.core.naming import MODEL_FILE
-from pipelines.core.tiling import TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE
 from pipelines.io import storage
 from pipelines.io.beam_runtime import create_pipeline, is_local, pipeline_options
 from pipelines.io.integrity import resolved_same_or_inside
 from pipelines.io.scenes import Scene, find_scenes
 from pipelines.predict import records
 from pipelines.predict.handler import FORWARD_US, METRICS_NAMESPACE
-from pipelines.predict.outputs import FORMATS, OutputOptions
+from pipelines.predict.options import PredictOptions
 from pipelines.predict.transforms import (
     BLOCKS,
     NO_CRS_WARNING,
@@ -64,10 +63,6 @@ from pipelines.predict.transforms import (
     PredictScenes,
 )
 
-DEFAULT_SCENES_PER_WAVE = 8
-# Scenes with a side above this are split into blocks predicted as separate elements.
-DEFAULT_BLOCK_SIZE = 4096
-TTA_MODES = ("none", "flip", "d4")  # models.serving.TTA_MODES, without importing TensorFlow
 # Beam's own distribution of model loading times, under the handler's metrics namespace.
 LOAD_MODEL_LATENCY = "load_model_latency_milli_secs"
 
@@ -109,27 +104,8 @@ def _waves(scenes: list[Scene], size: int) -> list[list[Scene]]:
     return [scenes[i : i + size] for i in range(0, len(scenes), size)]
 
 
-def check_options(
-    input_uri: str,
-    output_uri: str,
-    *,
-    tile: int,
-    overlap: int,
-    batch_size: int,
-    fmt: str | None,
-    tta: str,
-    block_size: int,
-) -> None:
-    """Refuse bad options before any work (ValueError naming the option)."""
-    tiling.tile_origins(tile, tile, overlap)  # validates tile and overlap
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    if fmt is not None and fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if tta not in TTA_MODES:
-        raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
-    if block_size < 0:
-        raise ValueError(f"block size must be >= 0 (0 = never split), got {block_size}")
+def check_paths(input_uri: str, output_uri: str) -> None:
+    """Refuse an output folder that is the input folder or inside it (before any work)."""
     if resolved_same_or_inside(output_uri, input_uri):
         raise ValueError(
             f"output {output_uri} must not be the input folder or inside it: labeled inputs "
@@ -142,63 +118,37 @@ def run_predict(
     model_uri: str,
     input_uri: str,
     output_uri: str,
+    options: PredictOptions | None = None,
     *,
-    tile: int = TILE_SIZE,
-    overlap: int = TILE_OVERLAP,
-    batch_size: int = TILE_BATCH_SIZE,
-    overwrite: bool = False,
-    write_class_ids: bool = False,
-    write_probabilities: bool = False,
     beam_args: Sequence[str] = (),
-    scenes_per_wave: int | None = None,
-    fmt: str | None = None,
-    tta: str = "none",
-    block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> dict[str, Any]:
     """Predict every scene under ``input_uri`` into ``output_uri``; returns the summary.
 
-    ``{"predicted", "skipped", "failed", "output"}`` plus ``scenes`` (matched), ``errors``
-    (the error files written), ``tiles_run``, ``tiles_skipped_nodata``, ``nodata_pixels``,
-    ``warnings`` and ``timings`` (wall, forward pass, model loading, seconds).
-    ``fmt``: None (cog for georeferenced inputs, png otherwise), ``"png"`` or ``"cog"``.
-    ``tta``: ``none`` | ``flip`` | ``d4``. ``block_size``: scenes with a side above it are split
-    into blocks predicted in parallel (0: never). ``scenes_per_wave``: scenes per pipeline
-    run; None = 8 on local runners, all at once on distributed ones; 0 = all at once.
+    ``options``: how to tile, run and write (:class:`PredictOptions`, validated first; None:
+    its defaults). The summary: ``{"predicted", "skipped", "failed", "output"}`` plus
+    ``scenes`` (matched), ``errors`` (the error files written), ``tiles_run``,
+    ``tiles_skipped_nodata``, ``nodata_pixels``, ``blocks``, ``tta``, ``warnings`` and
+    ``timings`` (wall, forward pass, model loading, seconds).
     """
     started = time.perf_counter()
-    check_options(
-        input_uri,
-        output_uri,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        fmt=fmt,
-        tta=tta,
-        block_size=block_size,
-    )
+    options = (options or PredictOptions()).validate()
+    check_paths(input_uri, output_uri)
     model_file = resolve_model_uri(model_uri)
     model = records.model_ref(model_file)
     scenes = find_scenes(input_uri)
-    options = pipeline_options(beam_args)
-    if scenes_per_wave is None:
-        scenes_per_wave = DEFAULT_SCENES_PER_WAVE if is_local(options) else 0
-    outputs = OutputOptions(
-        output_uri, tile, overlap, write_class_ids, write_probabilities, fmt=fmt, tta=tta
-    )
+    beam_options = pipeline_options(beam_args)
+    scenes_per_wave = options.waves(is_local(beam_options))
     run_tag = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     totals = dict.fromkeys(_COUNTERS, 0)
     load_ms = 0
     error_files: list[str] = []
     for wave_index, wave in enumerate(_waves(scenes, scenes_per_wave) if scenes else []):
         errors_prefix = storage.join(output_uri, ERRORS_DIR, f"{STAGE}-{run_tag}-w{wave_index:03d}")
-        pipeline = create_pipeline(options)
+        pipeline = create_pipeline(beam_options)
         results = (
             pipeline
             | "Scenes" >> beam.Create(wave)
-            | "Predict"
-            >> PredictScenes(
-                model_file, model, outputs, batch_size, overwrite=overwrite, block_size=block_size
-            )
+            | "Predict" >> PredictScenes(model_file, model, output_uri, options)
         )
         _ = results["errors"] | "WriteErrors" >> beam.io.WriteToText(
             errors_prefix, file_name_suffix=".jsonl", shard_name_template="", skip_if_empty=True
@@ -227,7 +177,7 @@ def run_predict(
         "tiles_skipped_nodata": totals[TILES_SKIPPED_NODATA],
         "nodata_pixels": totals[NODATA_PIXELS],
         "blocks": totals[BLOCKS],
-        "tta": tta,
+        "tta": options.tta,
         "warnings": warnings,
         "timings": {
             "wall_s": round(time.perf_counter() - started, 3),

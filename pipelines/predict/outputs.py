@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import io
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.core import tiling
 from pipelines.core.geo import PixelWindow
 from pipelines.core.naming import CLASSES_SUFFIX, MASK_SUFFIX, PROBS_SUFFIX, mask_name
 from pipelines.core.palette import CLASS_NAMES, NUM_CLASSES, UNKNOWN, encode_mask
 from pipelines.io import imaging, storage
 from pipelines.io.raster_read import RasterInfo
 from pipelines.io.raster_write import ClassMapWriter, ProbabilityWriter
+from pipelines.predict.options import PredictOptions
 
-FORMATS = ("png", "cog")
 MASK_COG_SUFFIX = "_mask.tif"
 PROBS_COG_SUFFIX = "_probs.tif"
 
@@ -41,23 +39,6 @@ PROBS_COG_SUFFIX = "_probs.tif"
 MASK_PNG_LEVEL = 1
 MASK_PNG_STRATEGY = zlib.Z_RLE
 PROBS_DTYPE = np.float16  # half the bytes of float32; ample for a probability map
-
-
-@dataclass(frozen=True)
-class OutputOptions:
-    """Where a run writes, the tile geometry its stitch uses, and which extra files it wants.
-
-    ``fmt``: ``png`` / ``cog`` forces a format; None picks per scene (cog when georeferenced).
-    ``write_class_ids`` adds ``{id}_classes.png`` in png format (a cog mask holds class ids).
-    """
-
-    output_uri: str
-    tile: int
-    overlap: int
-    write_class_ids: bool = False
-    write_probabilities: bool = False
-    fmt: str | None = None
-    tta: str = "none"
 
 
 def output_names(scene_id: str, fmt: str, class_ids: bool, probabilities: bool) -> list[str]:
@@ -87,26 +68,6 @@ def encode_probabilities(probabilities: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_scene_outputs(
-    scene_id: str, blender: tiling.TileBlender, options: OutputOptions
-) -> list[str]:
-    """Write a stitched scene's files; the mask last, so its presence means "scene done"."""
-    class_ids = blender.class_ids()
-    written: list[str] = []
-    if options.write_probabilities:
-        uri = storage.join(options.output_uri, f"{scene_id}{PROBS_SUFFIX}")
-        storage.write_bytes(uri, encode_probabilities(blender.probabilities()))
-        written.append(uri)
-    if options.write_class_ids:
-        uri = storage.join(options.output_uri, f"{scene_id}{CLASSES_SUFFIX}")
-        storage.write_bytes(uri, encode_mask_png(class_ids))
-        written.append(uri)
-    uri = storage.join(options.output_uri, mask_name(scene_id))
-    storage.write_bytes(uri, encode_mask_png(encode_mask(class_ids)))
-    written.append(uri)
-    return written
-
-
 class PngSceneSink:
     """Collects a scene's bands into whole-scene arrays, then writes the PNG outputs.
 
@@ -115,14 +76,14 @@ class PngSceneSink:
     pixels get the "unknown" class.
     """
 
-    def __init__(self, scene_id: str, height: int, width: int, options: OutputOptions) -> None:
-        self.scene_id, self.options = scene_id, options
+    def __init__(
+        self, scene_id: str, height: int, width: int, output_uri: str, options: PredictOptions
+    ) -> None:
+        self.scene_id, self.output_uri, self.options = scene_id, output_uri, options
         self.height, self.width = height, width
         self.class_ids = np.zeros((height, width), np.uint8)
         self.probabilities = (
-            np.zeros((height, width, NUM_CLASSES), np.float32)
-            if options.write_probabilities
-            else None
+            np.zeros((height, width, NUM_CLASSES), np.float32) if options.probabilities else None
         )
 
     def __call__(
@@ -139,13 +100,13 @@ class PngSceneSink:
             self.probabilities[rows, cols] = probabilities
 
     def finish(self) -> list[str]:
-        out = self.options.output_uri
+        out = self.output_uri
         written: list[str] = []
         if self.probabilities is not None:
             uri = storage.join(out, f"{self.scene_id}{PROBS_SUFFIX}")
             storage.write_bytes(uri, encode_probabilities(self.probabilities))
             written.append(uri)
-        if self.options.write_class_ids:
+        if self.options.class_ids:
             uri = storage.join(out, f"{self.scene_id}{CLASSES_SUFFIX}")
             storage.write_bytes(uri, encode_mask_png(self.class_ids))
             written.append(uri)
@@ -161,15 +122,15 @@ class PngSceneSink:
 class CogSceneSink:
     """Writes a scene's bands into the class-map COG (and the probability COG) as they come."""
 
-    def __init__(self, scene_id: str, info: RasterInfo, options: OutputOptions) -> None:
-        out = options.output_uri
+    def __init__(
+        self, scene_id: str, info: RasterInfo, output_uri: str, options: PredictOptions
+    ) -> None:
+        out = output_uri
         self.mask_uri = storage.join(out, f"{scene_id}{MASK_COG_SUFFIX}")
         self.probs_uri = storage.join(out, f"{scene_id}{PROBS_COG_SUFFIX}")
         self.height, self.width = info.height, info.width
         self.mask = ClassMapWriter(self.mask_uri, info)
-        self.probs = (
-            ProbabilityWriter(self.probs_uri, info) if options.write_probabilities else None
-        )
+        self.probs = ProbabilityWriter(self.probs_uri, info) if options.probabilities else None
 
     def __call__(
         self,

@@ -43,19 +43,10 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def prediction_options(
-    *, fmt: str, tile: int, overlap: int, tta: str, class_ids: bool, probabilities: bool
-) -> dict[str, Any]:
-    """The options that change a scene's output bytes, as fingerprinted and recorded."""
-    return {
-        "format": fmt,
-        "tile": tile,
-        "overlap": overlap,
-        "tta": tta,
-        "class_ids": class_ids,
-        "probabilities": probabilities,
-        "output_schema": OUTPUT_SCHEMA_VERSION,
-    }
+def prediction_options(output_options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options that change a scene's output bytes (``PredictOptions.output_options``) and
+    the output schema's version, as fingerprinted and recorded."""
+    return {**output_options, "output_schema": OUTPUT_SCHEMA_VERSION}
 
 
 def model_ref(model_file: str) -> ModelRef:

@@ -36,13 +36,8 @@ from pipelines.io.raster_write import write_class_block
 from pipelines.io.scenes import Scene, decoded_by_pil
 from pipelines.predict import records
 from pipelines.predict.handler import FORWARD_US, METRICS_NAMESPACE
-from pipelines.predict.outputs import (
-    MASK_COG_SUFFIX,
-    BlockSink,
-    CogSceneSink,
-    OutputOptions,
-    PngSceneSink,
-)
+from pipelines.predict.options import PredictOptions
+from pipelines.predict.outputs import MASK_COG_SUFFIX, BlockSink, CogSceneSink, PngSceneSink
 from pipelines.predict.streaming import ArraySource, RasterSource, RegionStats, predict_region
 
 STAGE = "predict"  # the stage named in error records and error file names
@@ -123,11 +118,8 @@ ERRORS = "errors"
 class PlanScene(beam.DoFn):
     """Scene → its work (one task, or one per block), nothing when done, or an error line."""
 
-    def __init__(
-        self, options: OutputOptions, model: ModelRef, overwrite: bool, block_size: int
-    ) -> None:
-        self.options, self.model = options, model
-        self.overwrite, self.block_size = overwrite, block_size
+    def __init__(self, output_uri: str, options: PredictOptions, model: ModelRef) -> None:
+        self.output_uri, self.options, self.model = output_uri, options, model
         self.failed = Metrics.counter(METRICS_NAMESPACE, SCENES_FAILED)
         self.skipped = Metrics.counter(METRICS_NAMESPACE, SCENES_SKIPPED)
 
@@ -152,37 +144,31 @@ class PlanScene(beam.DoFn):
         except FileNotFoundError:
             raise BadInputError(scene.uri, "file vanished before it could be read") from None
         pil = decoded_by_pil(scene.uri)
-        info = None if pil and self.options.fmt != "cog" else read_info(scene.uri)
+        info = None if pil and self.options.format != "cog" else read_info(scene.uri)
         if info is not None and not pil:
             check_rgb(info)
-        fmt = self.options.fmt or ("cog" if info is not None and info.georeferenced else "png")
+        fmt = self.options.output_format(info is not None and info.georeferenced)
         if fmt == "png" and pil:
             info = None
-        opts = records.prediction_options(
-            fmt=fmt,
-            tile=self.options.tile,
-            overlap=self.options.overlap,
-            tta=self.options.tta,
-            class_ids=self.options.write_class_ids and fmt == "png",
-            probabilities=self.options.write_probabilities,
-        )
+        opts = records.prediction_options(self.options.output_options(fmt))
         fingerprint = output_fingerprint(source, self.model, opts)
-        out = self.options.output_uri
-        if not self.overwrite and records.scene_is_done(out, scene.scene_id, fingerprint):
+        out = self.output_uri
+        if not self.options.overwrite and records.scene_is_done(out, scene.scene_id, fingerprint):
             return []
         records.retract(out, scene.scene_id)
         task = SceneTask(scene.scene_id, scene.uri, fmt, source, opts, fingerprint, info)
         if fmt != "cog" or info is None:
             return [task]
         check_output_limits(info.width, info.height, NUM_CLASSES)  # before any compute
+        block_size = self.options.block_size
         split = (
-            not self.options.write_probabilities
-            and self.block_size > 0
-            and max(info.width, info.height) > self.block_size
+            not self.options.probabilities
+            and block_size > 0
+            and max(info.width, info.height) > block_size
         )
         if not split:
             return [task]
-        grid = block_grid(info.height, info.width, self.block_size)
+        grid = block_grid(info.height, info.width, block_size)
         return [replace(task, block=block, blocks=len(grid)) for block in grid]
 
 
@@ -199,10 +185,10 @@ class PredictBlock(beam.DoFn):
     BLOCKS = "blocks"
 
     def __init__(
-        self, model_file: str, options: OutputOptions, model: ModelRef, batch_size: int
+        self, model_file: str, output_uri: str, options: PredictOptions, model: ModelRef
     ) -> None:
-        self.model_file, self.options, self.model_ref = model_file, options, model
-        self.batch_size = batch_size
+        self.model_file, self.output_uri = model_file, output_uri
+        self.options, self.model_ref = options, model
         self._shared = Shared()
         self._model: Any = None
         self.predicted = Metrics.counter(METRICS_NAMESPACE, SCENES_PREDICTED)
@@ -242,9 +228,9 @@ class PredictBlock(beam.DoFn):
             "tile": self.options.tile,
             "overlap": self.options.overlap,
             "channels": NUM_CLASSES,
-            "batch_size": self.batch_size,
+            "batch_size": self.options.batch_size,
             "region": region,
-            "with_probabilities": self.options.write_probabilities,
+            "with_probabilities": self.options.probabilities,
         }
         if decoded_by_pil(task.uri):
             image = imaging.decode_image_bytes(_read(task.uri), task.uri)
@@ -277,9 +263,11 @@ class PredictBlock(beam.DoFn):
         def make_sink(height: int, width: int) -> Any:
             if task.fmt == "cog":
                 assert task.info is not None
-                sinks.append(CogSceneSink(task.scene_id, task.info, self.options))
+                sinks.append(CogSceneSink(task.scene_id, task.info, self.output_uri, self.options))
             else:
-                sinks.append(PngSceneSink(task.scene_id, height, width, self.options))
+                sinks.append(
+                    PngSceneSink(task.scene_id, height, width, self.output_uri, self.options)
+                )
             return sinks[-1]
 
         try:
@@ -297,7 +285,7 @@ class PredictBlock(beam.DoFn):
         height, width = sinks[0].height, sinks[0].width
         summary["height"], summary["width"] = height, width
         records.commit(
-            self.options.output_uri,
+            self.output_uri,
             task.scene_id,
             source=task.source,
             model=self.model_ref,
@@ -316,7 +304,7 @@ class PredictBlock(beam.DoFn):
         try:
             sink = BlockSink(task.block)
             stats = self._run(task, lambda height, width: sink, task.block)
-            uri = block_uri(self.options.output_uri, task)
+            uri = block_uri(self.output_uri, task)
             write_class_block(uri, task.info, task.block, sink.class_ids, sink.valid)
         except BadInputError as error:
             result = BlockResult(task, error=error.reason, error_uri=error.uri)
@@ -335,8 +323,8 @@ def _read(uri: str) -> bytes:
 class AssembleScene(beam.DoFn):
     """A scene's blocks → its class-map COG and record; a failed block fails the scene."""
 
-    def __init__(self, options: OutputOptions, model: ModelRef) -> None:
-        self.options, self.model = options, model
+    def __init__(self, output_uri: str, model: ModelRef) -> None:
+        self.output_uri, self.model = output_uri, model
         self.predicted = Metrics.counter(METRICS_NAMESPACE, SCENES_PREDICTED)
         self.failed = Metrics.counter(METRICS_NAMESPACE, SCENES_FAILED)
         self.no_crs = Metrics.counter(METRICS_NAMESPACE, SCENES_WITHOUT_CRS)
@@ -362,7 +350,7 @@ class AssembleScene(beam.DoFn):
                 return
             assert task.info is not None
             started = time.perf_counter()
-            mask_uri = storage.join(self.options.output_uri, f"{scene_id}{MASK_COG_SUFFIX}")
+            mask_uri = storage.join(self.output_uri, f"{scene_id}{MASK_COG_SUFFIX}")
             assemble_cog(written, mask_uri, task.info)
             stats = RegionStats()
             for result in blocks:
@@ -371,7 +359,7 @@ class AssembleScene(beam.DoFn):
             stats.seconds += time.perf_counter() - started
             records.fault_point("after-mask-before-record")
             records.commit(
-                self.options.output_uri,
+                self.output_uri,
                 scene_id,
                 source=task.source,
                 model=self.model,
@@ -391,37 +379,29 @@ class PredictScenes(beam.PTransform):
     """Scenes → predicted scenes (main output: (scene id, stats)) and error lines (``errors``)."""
 
     def __init__(
-        self,
-        model_file_uri: str,
-        model: ModelRef,
-        options: OutputOptions,
-        batch_size: int,
-        *,
-        overwrite: bool = False,
-        block_size: int = 0,
+        self, model_file_uri: str, model: ModelRef, output_uri: str, options: PredictOptions
     ) -> None:
         super().__init__()
         self.model_file_uri, self.model = model_file_uri, model
-        self.options, self.batch_size = options, batch_size
-        self.overwrite, self.block_size = overwrite, block_size
+        self.output_uri, self.options = output_uri, options
 
     def expand(self, scenes: beam.PCollection) -> dict[str, beam.PCollection]:
         planned = scenes | "Plan" >> beam.ParDo(
-            PlanScene(self.options, self.model, self.overwrite, self.block_size)
+            PlanScene(self.output_uri, self.options, self.model)
         ).with_outputs(ERRORS, main="tasks")
         predicted = (
             planned.tasks
             | "Spread" >> beam.Reshuffle()
             | "PredictBlock"
             >> beam.ParDo(
-                PredictBlock(self.model_file_uri, self.options, self.model, self.batch_size)
+                PredictBlock(self.model_file_uri, self.output_uri, self.options, self.model)
             ).with_outputs(ERRORS, PredictBlock.BLOCKS, main="written")
         )
         assembled = (
             predicted[PredictBlock.BLOCKS]
             | "ByScene" >> beam.GroupByKey()
             | "Assemble"
-            >> beam.ParDo(AssembleScene(self.options, self.model)).with_outputs(
+            >> beam.ParDo(AssembleScene(self.output_uri, self.model)).with_outputs(
                 ERRORS, main="written"
             )
         )

@@ -64,15 +64,16 @@ def test_full_demo_trains_more_than_the_quick_one() -> None:
 
 def test_demo_options_are_valid_flow_options() -> None:
     """The demo's option groups are what the flows accept (checked without running them)."""
-    from flows.options import InferenceOptions, preprocess_options, train_config
+    from flows.options import preprocess_options, train_config
     from models.registry import ARCHITECTURES
+    from pipelines.predict.options import PredictOptions
 
     for config in (FULL, QUICK):
         assert config.archs and set(config.archs) <= set(ARCHITECTURES)
         for arch in config.archs:
             train_config(config.training, data="d", output="o", arch=arch)
         preprocess_options(config.preprocessing, input_uri="i", output_uri="o")
-        assert InferenceOptions(**config.inference).tile <= config.size
+        assert PredictOptions(**config.inference).tile <= config.size
 
 
 @pytest.mark.slow

@@ -15,13 +15,13 @@ from flows.drop import imagery_drop
 from flows.events import DROP_MARKER
 from flows.inference import nightly_inference
 from flows.layout import Layout
-from flows.options import InferenceOptions
 from flows.registry import read_promoted
 from flows.train import train
 from pipelines.core.palette import CLASS_COLORS
+from pipelines.predict.options import PredictOptions
 from pipelines.synth import write_scenes
 
-TINY_INFERENCE = InferenceOptions(tile=64, overlap=16)
+TINY_INFERENCE = PredictOptions(tile=64, overlap=16)
 TINY: dict[str, Any] = {
     "training": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "base_filters": 4},
     "preprocessing": {"patch_size": 64, "val_fraction": 0.34},

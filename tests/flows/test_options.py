@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from flows.options import (
-    InferenceOptions,
     preprocess_options,
     recorded_options,
     train_config,
@@ -17,7 +16,7 @@ from flows.options import (
 )
 from models.train.config import TrainConfig
 from pipelines.core.records import RecordFormat
-from pipelines.core.tiling import PATCH_SIZE, TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE
+from pipelines.core.tiling import PATCH_SIZE
 from pipelines.preprocess.options import PreprocessOptions
 
 
@@ -36,7 +35,7 @@ def test_training_rejects_unknown_reserved_and_invalid_values() -> None:
         train_config({"learning_rate": "fast"}, data="d", output="o", arch="unet")
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
         train_config({"learning_rate": 0}, data="d", output="o", arch="unet")
-    with pytest.raises(ValueError, match="needs resnet50_unet"):
+    with pytest.raises(ValueError, match="unet has no encoder"):
         train_config({"freeze_encoder_epochs": 1}, data="d", output="o", arch="unet")
     with pytest.raises(ValueError, match="unknown architecture"):
         train_config(None, data="d", output="o", arch="vgg")
@@ -84,23 +83,6 @@ def test_recorded_options_leave_out_where_records_are() -> None:
     }
     moved = preprocess_options({"seed": 4}, input_uri="/b/raw", output_uri="/b/records/x")
     assert recorded_options(moved) == recorded
-
-
-def test_inference_options_default_to_the_shared_tiling() -> None:
-    assert InferenceOptions() == InferenceOptions(
-        tile=TILE_SIZE, overlap=TILE_OVERLAP, batch_size=TILE_BATCH_SIZE
-    )
-    assert InferenceOptions(tile=64, overlap=16, batch_size=4).to_dict() == {
-        "tile": 64,
-        "overlap": 16,
-        "batch_size": 4,
-    }
-    with pytest.raises(ValueError, match="overlap"):
-        InferenceOptions(tile=64, overlap=40)
-    with pytest.raises(ValueError, match="tile size must be positive"):
-        InferenceOptions(tile=0, overlap=0)
-    with pytest.raises(ValueError, match="batch_size"):
-        InferenceOptions(batch_size=0)
 
 
 def test_importing_the_options_loads_no_heavy_stack() -> None:

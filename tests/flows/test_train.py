@@ -11,13 +11,13 @@ import pytest
 
 from flows import tasks
 from flows.layout import Layout
-from flows.options import InferenceOptions
 from flows.registry import read_promoted
 from flows.train import best_candidate, labeled_inputs, paired_ids, train, val_scene_ids
 from pipelines.core.manifest import Manifest
 from pipelines.core.records import RecordFormat
 from pipelines.core.tiling import PATCH_SIZE, TILE_BATCH_SIZE
 from pipelines.io.records import write_manifest
+from pipelines.predict.options import PredictOptions
 from pipelines.preprocess.options import PreprocessOptions
 
 
@@ -69,7 +69,7 @@ class FakeStages:
         self.preprocess_calls: list[PreprocessOptions] = []
         self.fit_calls: list[dict[str, Any]] = []
         self.predict_calls: list[tuple[str, str, str]] = []
-        self.predict_options: list[InferenceOptions] = []
+        self.predict_options: list[PredictOptions] = []
 
     def preprocess(self, options: PreprocessOptions, *, beam_args: list[str]) -> Manifest:
         self.preprocess_calls.append(options)
@@ -95,7 +95,7 @@ class FakeStages:
         input_uri: str,
         output_uri: str,
         *,
-        options: InferenceOptions,
+        options: PredictOptions,
         **_: Any,
     ) -> dict[str, Any]:
         self.predict_calls.append((model_uri, input_uri, output_uri))
@@ -168,7 +168,7 @@ def test_train_flow_preprocesses_once_trains_each_arch_and_promotes_the_best(
         f"{i}_sat.jpg" for i in result["val_scenes"]
     ]
     assert {call[1] for call in stages.predict_calls} == {str(val_images)}
-    assert set(stages.predict_options) == {InferenceOptions()}  # predict's defaults
+    assert set(stages.predict_options) == {PredictOptions()}  # predict's defaults
     pointer = read_promoted(root)
     assert result["promoted"] and pointer is not None
     assert pointer["arch"] == "resnet50_unet" and pointer["val_miou"] == pytest.approx(0.55)
@@ -246,7 +246,7 @@ def test_option_groups_arrive_as_json_and_default_once(
             "inference": {"tile": 64, "overlap": 16},
         }
     )
-    tiny = InferenceOptions(tile=64, overlap=16, batch_size=TILE_BATCH_SIZE)
+    tiny = PredictOptions(tile=64, overlap=16, batch_size=TILE_BATCH_SIZE)
     assert parameters["inference"] == tiny
     train(**parameters)
     (config,) = stages.fit_calls

@@ -82,21 +82,21 @@ def test_stage_options_are_json_groups_the_flows_validate(monkeypatch: pytest.Mo
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
     from prefect.flows import load_flow_from_entrypoint
 
-    from flows.options import InferenceOptions
+    from pipelines.predict.options import PredictOptions
 
     monkeypatch.chdir(REPO)
     train = load_flow_from_entrypoint("flows/train.py:train")
     groups = {
         "training": {"epochs": 20, "encoder_weights": "imagenet"},
         "preprocessing": {"patch_size": 612, "record_format": {"codec": "png"}},
-        "inference": {"tile": 612, "overlap": 64, "batch_size": 4},
+        "inference": {"tile": 612, "overlap": 64, "tta": "flip"},
     }
     parameters = train.validate_parameters({"root": "gs://b/l", **groups})
-    assert parameters["inference"] == InferenceOptions(tile=612, overlap=64, batch_size=4)
+    assert parameters["inference"] == PredictOptions(tile=612, overlap=64, tta="flip")
     assert parameters["training"] == groups["training"]
     nightly = load_flow_from_entrypoint("flows/inference.py:nightly_inference")
     parameters = nightly.validate_parameters({"root": "r", "inference": {"tile": 256}})
-    assert parameters["inference"] == InferenceOptions(tile=256)
+    assert parameters["inference"] == PredictOptions(tile=256)
     with pytest.raises(ParameterTypeError, match="overlap"):
         nightly.validate_parameters({"root": "r", "inference": {"tile": 64, "overlap": 64}})
     with pytest.raises(SignatureMismatchError):  # the loose options of before are gone

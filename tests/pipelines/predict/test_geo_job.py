@@ -19,6 +19,7 @@ from pipelines.core.provenance import OutputRecord
 from pipelines.io.raster_cog import inspect_cog
 from pipelines.io.raster_write import CLASS_NODATA
 from pipelines.predict.job import run_predict
+from pipelines.predict.options import PredictOptions
 
 TILE, OVERLAP = 64, 16
 UTM33 = "EPSG:32633"
@@ -66,10 +67,13 @@ def test_georeferenced_scene_gives_an_exact_cog_and_blocks_equal_the_single_work
     _geotiff(src / "geo_sat.tif", make_image(301, 257, seed=1), border=70)
     _geotiff(src / "nocrs_sat.tif", make_image(90, 77, seed=2), crs=None)
     single = run_predict(
-        str(model_dir), str(src), str(tmp_path / "one"), tile=TILE, overlap=OVERLAP, block_size=0
+        str(model_dir), str(src), str(tmp_path / "one"), PredictOptions(TILE, OVERLAP, block_size=0)
     )
     blocks = run_predict(
-        str(model_dir), str(src), str(tmp_path / "many"), tile=TILE, overlap=OVERLAP, block_size=128
+        str(model_dir),
+        str(src),
+        str(tmp_path / "many"),
+        PredictOptions(TILE, OVERLAP, block_size=128),
     )
     assert (single["predicted"], single["failed"], single["blocks"]) == (2, 0, 0)
     assert (blocks["predicted"], blocks["failed"], blocks["blocks"]) == (2, 0, 9)
@@ -95,7 +99,7 @@ def test_georeferenced_scene_gives_an_exact_cog_and_blocks_equal_the_single_work
     assert nocrs_meta[0] is None and nocrs_meta[1] == TRANSFORM
     # --format png overrides the default for a georeferenced input
     png = run_predict(
-        str(model_dir), str(src), str(tmp_path / "png"), tile=TILE, overlap=OVERLAP, fmt="png"
+        str(model_dir), str(src), str(tmp_path / "png"), PredictOptions(TILE, OVERLAP, format="png")
     )
     assert png["predicted"] == 2 and (tmp_path / "png" / "geo_mask.png").exists()
 
@@ -114,7 +118,7 @@ def test_bad_windows_and_band_counts_fail_that_scene_only(
     ) as dst:
         dst.write(np.zeros((1, 20, 20), np.uint8))
     out = tmp_path / "out"
-    summary = run_predict(str(model_dir), str(src), str(out), tile=TILE, overlap=OVERLAP)
+    summary = run_predict(str(model_dir), str(src), str(out), PredictOptions(TILE, OVERLAP))
     assert (summary["predicted"], summary["failed"]) == (1, 2)
     (errors,) = summary["errors"]
     lines = {r["scene_id"]: r for r in map(json.loads, Path(errors).read_text().splitlines())}
@@ -133,7 +137,7 @@ def test_done_records_decide_what_is_recomputed(
         (src / f"{name}_sat.png").write_bytes(encode_image(make_image(40, 50, seed=i), "PNG"))
 
     def run(model: Path = model_dir, **kw: Any) -> dict[str, Any]:
-        return run_predict(str(model), str(src), str(out), tile=TILE, overlap=OVERLAP, **kw)
+        return run_predict(str(model), str(src), str(out), PredictOptions(TILE, OVERLAP, **kw))
 
     assert run()["predicted"] == 4
     record = OutputRecord.from_json((out / "a.done.json").read_text())
@@ -178,8 +182,9 @@ def test_sigkill_at_each_point_then_rerun_leaves_exactly_one_current_output_set(
     _geotiff(src / "g_sat.tif", make_image(150, 140, seed=7))
     code = (
         "import sys; from pipelines.predict.job import run_predict; "
-        f"run_predict({str(model_dir)!r}, {str(src)!r}, {str(out)!r}, tile={TILE}, "
-        f"overlap={OVERLAP}, block_size=64, scenes_per_wave=1)"
+        "from pipelines.predict.options import PredictOptions; "
+        f"run_predict({str(model_dir)!r}, {str(src)!r}, {str(out)!r}, PredictOptions(tile={TILE}, "
+        f"overlap={OVERLAP}, block_size=64, scenes_per_wave=1))"
     )
     for point in ("after-mask-before-record", "after-outputs-before-record"):
         env = {**os.environ, "LANDCOVER_FAULT_POINT": point}
@@ -187,11 +192,11 @@ def test_sigkill_at_each_point_then_rerun_leaves_exactly_one_current_output_set(
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
         assert not list(out.glob("*.done.json"))  # killed before the first commit
     summary = run_predict(
-        str(model_dir), str(src), str(out), tile=TILE, overlap=OVERLAP, block_size=64
+        str(model_dir), str(src), str(out), PredictOptions(TILE, OVERLAP, block_size=64)
     )
     assert (summary["predicted"], summary["failed"], summary["skipped"]) == (4, 0, 0)
     again = run_predict(
-        str(model_dir), str(src), str(out), tile=TILE, overlap=OVERLAP, block_size=64
+        str(model_dir), str(src), str(out), PredictOptions(TILE, OVERLAP, block_size=64)
     )
     assert (again["predicted"], again["skipped"]) == (0, 4)
     from pipelines.io.integrity import verify_outputs

@@ -64,6 +64,7 @@ def test_handler_loads_a_model_written_by_landcover_train(tmp_path: Path, make_i
     from models.train.loop import train
     from pipelines import synth
     from pipelines.predict.job import run_predict
+    from pipelines.predict.options import PredictOptions
     from pipelines.preprocess.job import run_preprocess
 
     synth.write_scenes(str(tmp_path / "raw"), 3, size=128, seed=0)
@@ -88,6 +89,9 @@ def test_handler_loads_a_model_written_by_landcover_train(tmp_path: Path, make_i
     assert [r.inference.shape for r in results] == [(64, 64, NUM_CLASSES)] * 2
     np.testing.assert_allclose([r.inference.sum(-1).mean() for r in results], 1.0, atol=1e-4)
     summary = run_predict(
-        str(tmp_path / "model"), str(tmp_path / "raw"), str(tmp_path / "pred"), tile=64, overlap=16
+        str(tmp_path / "model"),
+        str(tmp_path / "raw"),
+        str(tmp_path / "pred"),
+        PredictOptions(tile=64, overlap=16),
     )
     assert (summary["predicted"], summary["failed"]) == (3, 0)

@@ -13,6 +13,7 @@ from PIL import Image
 from pipelines.core.palette import CLASS_COLORS, decode_mask
 from pipelines.io import imaging, storage
 from pipelines.predict.job import resolve_model_uri, run_predict
+from pipelines.predict.options import PredictOptions
 
 TILE, OVERLAP = 128, 32
 
@@ -49,11 +50,9 @@ def test_predict_writes_exact_masks_skips_done_scenes_and_reports_bad_ones(
         str(model_dir),
         str(tmp_path / "in"),
         str(out),
-        tile=TILE,
-        overlap=OVERLAP,
-        batch_size=3,
-        write_class_ids=True,
-        write_probabilities=True,
+        PredictOptions(
+            tile=TILE, overlap=OVERLAP, batch_size=3, class_ids=True, probabilities=True
+        ),
     )
     assert {k: summary[k] for k in ("predicted", "skipped", "failed", "scenes")} == {
         "predicted": 3,
@@ -85,21 +84,22 @@ def test_predict_writes_exact_masks_skips_done_scenes_and_reports_bad_ones(
     assert summary["errors"] == [str(error_file)]
 
     # nightly re-run: done scenes are skipped, bad ones retried (and reported again)
-    same = {"tile": TILE, "overlap": OVERLAP, "write_class_ids": True, "write_probabilities": True}
-    again = run_predict(str(model_dir), str(tmp_path / "in"), str(out), **same)
+    same = {"tile": TILE, "overlap": OVERLAP, "class_ids": True, "probabilities": True}
+    again = run_predict(str(model_dir), str(tmp_path / "in"), str(out), PredictOptions(**same))
     assert (again["predicted"], again["skipped"], again["failed"]) == (0, 3, 2)
 
     # a crash left one scene unwritten: the re-run finishes exactly that one
     (out / "tiny_mask.png").unlink()
     before = os.stat(out / "odd_mask.png").st_mtime_ns
-    resumed = run_predict(
-        str(model_dir), str(tmp_path / "in"), str(out), scenes_per_wave=1, batch_size=1, **same
-    )
+    one_by_one = PredictOptions(scenes_per_wave=1, batch_size=1, **same)
+    resumed = run_predict(str(model_dir), str(tmp_path / "in"), str(out), one_by_one)
     assert (resumed["predicted"], resumed["skipped"], resumed["failed"]) == (1, 2, 2)
     assert (out / "tiny_mask.png").exists()
     assert os.stat(out / "odd_mask.png").st_mtime_ns == before
 
-    forced = run_predict(str(model_dir), str(tmp_path / "in"), str(out), overwrite=True, **same)
+    forced = run_predict(
+        str(model_dir), str(tmp_path / "in"), str(out), PredictOptions(overwrite=True, **same)
+    )
     assert (forced["predicted"], forced["skipped"], forced["failed"]) == (3, 0, 2)
     assert os.stat(out / "odd_mask.png").st_mtime_ns != before
     assert not list(out.glob("*.tmp-*"))  # atomic writes leave no partial files
@@ -113,7 +113,10 @@ def test_predict_gs_input_model_and_output_on_the_emulator(
     storage.write_bytes(f"{gcs_root}/in/bad_sat.png", b"broken")
     storage.upload_file(str(model_dir / "model.keras"), f"{gcs_root}/models/v1/model.keras")
     summary = run_predict(
-        f"{gcs_root}/models/v1", f"{gcs_root}/in", f"{gcs_root}/pred", tile=TILE, overlap=OVERLAP
+        f"{gcs_root}/models/v1",
+        f"{gcs_root}/in",
+        f"{gcs_root}/pred",
+        PredictOptions(tile=TILE, overlap=OVERLAP),
     )
     assert (summary["predicted"], summary["skipped"], summary["failed"]) == (1, 0, 1)
     mask = imaging.decode_png(storage.read_bytes(f"{gcs_root}/pred/a_mask.png"))
@@ -122,7 +125,10 @@ def test_predict_gs_input_model_and_output_on_the_emulator(
     record = json.loads(storage.read_text(error_uri))
     assert record["uri"] == f"{gcs_root}/in/bad_sat.png"
     again = run_predict(
-        f"{gcs_root}/models/v1", f"{gcs_root}/in", f"{gcs_root}/pred", tile=TILE, overlap=OVERLAP
+        f"{gcs_root}/models/v1",
+        f"{gcs_root}/in",
+        f"{gcs_root}/pred",
+        PredictOptions(tile=TILE, overlap=OVERLAP),
     )
     assert (again["predicted"], again["skipped"]) == (0, 1)
 
@@ -138,14 +144,16 @@ def test_the_model_is_a_keras_file_or_a_folder_holding_one(tmp_path: Path, model
 def test_arguments_are_checked_before_any_work(tmp_path: Path, model_dir: Path):
     folder = str(tmp_path / "in")
     with pytest.raises(ValueError, match="overlap"):
-        run_predict(str(model_dir), folder, str(tmp_path / "out"), tile=32, overlap=20)
-    with pytest.raises(ValueError, match="batch size must be >= 1, got 0"):
-        run_predict(str(model_dir), folder, str(tmp_path / "out"), batch_size=0)
+        run_predict(
+            str(model_dir), folder, str(tmp_path / "out"), PredictOptions(tile=32, overlap=20)
+        )
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        run_predict(str(model_dir), folder, str(tmp_path / "out"), PredictOptions(batch_size=0))
     for inside in (folder + "/", folder + "/./", folder + "/preds", str(tmp_path / "x/../in/p")):
         with pytest.raises(ValueError, match="must not be the input folder or inside it"):
             run_predict(str(model_dir), folder, inside)
-    with pytest.raises(ValueError, match="tta must be one of none, flip, d4"):
-        run_predict(str(model_dir), folder, str(tmp_path / "out"), tta="rot")
-    with pytest.raises(ValueError, match="format must be one of png, cog"):
-        run_predict(str(model_dir), folder, str(tmp_path / "out"), fmt="jpeg")
+    with pytest.raises(ValueError, match="unknown tta 'rot'; valid: none, flip, d4"):
+        run_predict(str(model_dir), folder, str(tmp_path / "out"), PredictOptions(tta="rot"))
+    with pytest.raises(ValueError, match="unknown format 'jpeg'; valid: png, cog"):
+        run_predict(str(model_dir), folder, str(tmp_path / "out"), PredictOptions(format="jpeg"))
     assert not (tmp_path / "out").exists()

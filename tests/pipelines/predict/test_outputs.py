@@ -9,25 +9,31 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.core import tiling
+from pipelines.core.geo import PixelWindow
 from pipelines.core.palette import CLASS_COLORS, CLASS_NAMES, NUM_CLASSES, encode_mask
 from pipelines.io import storage
-from pipelines.predict.outputs import (
-    OutputOptions,
-    encode_mask_png,
-    encode_probabilities,
-    write_scene_outputs,
-)
+from pipelines.predict.options import PredictOptions
+from pipelines.predict.outputs import PngSceneSink, encode_mask_png, encode_probabilities
 
 
-def _blender(height: int, width: int, seed: int) -> tiling.TileBlender:
-    """A one-tile scene whose stitch is exactly the given probabilities."""
+def _probabilities(height: int, width: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     probabilities = rng.random((height, width, NUM_CLASSES), dtype=np.float32)
-    probabilities /= probabilities.sum(-1, keepdims=True)
-    blender = tiling.TileBlender(height, width, 32, 8, NUM_CLASSES)
-    blender.add(0, probabilities)
-    return blender
+    return probabilities / probabilities.sum(-1, keepdims=True)
+
+
+def _write_png_scene(
+    scene_id: str, probabilities: np.ndarray, out: Path, options: PredictOptions
+) -> list[str]:
+    """The scene handed to the sink as two bands, as the streaming stitch does, then written."""
+    height, width = probabilities.shape[:2]
+    sink = PngSceneSink(scene_id, height, width, str(out), options)
+    middle = height // 2
+    for top, bottom in ((0, middle), (middle, height)):
+        band = probabilities[top:bottom]
+        window = PixelWindow(top, 0, bottom - top, width)
+        sink(window, band.argmax(-1).astype(np.uint8), band, np.ones(band.shape[:2], bool))
+    return sink.finish()
 
 
 def test_mask_and_class_id_pngs_are_lossless_rgb_and_single_channel():
@@ -59,21 +65,21 @@ def test_scene_files_are_written_with_the_mask_last(
         real_write(uri, data)
 
     monkeypatch.setattr(storage, "write_bytes", recording_write)
-    blender = _blender(20, 30, seed=2)
-    options = OutputOptions(str(tmp_path), 32, 8, write_class_ids=True, write_probabilities=True)
-    written = write_scene_outputs("a", blender, options)
+    probabilities = _probabilities(20, 30, seed=2)
+    options = PredictOptions(32, 8, class_ids=True, probabilities=True)
+    written = _write_png_scene("a", probabilities, tmp_path, options)
     assert order == ["a_probs.npz", "a_classes.png", "a_mask.png"]
     assert written == [str(tmp_path / name) for name in order]
-    class_ids = blender.probabilities().argmax(-1)
+    class_ids = probabilities.argmax(-1)
     with Image.open(tmp_path / "a_mask.png") as mask:
         np.testing.assert_array_equal(np.asarray(mask), CLASS_COLORS[class_ids])
     with Image.open(tmp_path / "a_classes.png") as classes:
         np.testing.assert_array_equal(np.asarray(classes), class_ids)
     with np.load(tmp_path / "a_probs.npz") as data:
-        np.testing.assert_allclose(data["probabilities"], blender.probabilities(), atol=5e-4)
+        np.testing.assert_allclose(data["probabilities"], probabilities, atol=5e-4)
 
 
 def test_by_default_only_the_mask_is_written(tmp_path: Path):
-    written = write_scene_outputs("b", _blender(9, 11, seed=3), OutputOptions(str(tmp_path), 32, 8))
+    written = _write_png_scene("b", _probabilities(9, 11, seed=3), tmp_path, PredictOptions(32, 8))
     assert written == [str(tmp_path / "b_mask.png")]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b_mask.png"]
