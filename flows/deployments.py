@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flows.events import drop_trigger
+from flows.drops.events import drop_trigger
 
 DEPLOYMENT_NAME = "landcover"
 ROOT_PLACEHOLDER = "{{ $LANDCOVER_ROOT }}"
@@ -84,7 +84,7 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         work_pool=GPU_POOL,
     ),
     DeploymentSpec(
-        entrypoint="flows/drop.py:imagery_drop",
+        entrypoint="flows/drops/drop.py:imagery_drop",
         description="Validate and unpack an imagery drop; retrain on new labels, predict new "
         "unlabeled scenes. Triggered by landcover.imagery.dropped events.",
         work_pool=PROCESS_POOL,
@@ -124,7 +124,7 @@ def runner_deployments(root: str, specs: Sequence[DeploymentSpec] = DEPLOYMENTS)
                 triggers=[DeploymentEventTrigger(**t) for t in spec.triggers] or None,
                 tags=list(spec.tags),
                 concurrency_limit=spec.concurrency_limit,
-                # `flows.drop.imagery_drop` rather than a file path: the package is installed,
+                # `flows.drops.drop.imagery_drop` rather than a file path: the package is installed,
                 # so served runs find their flow whatever the working directory.
                 entrypoint_type=EntrypointType.MODULE_PATH,
             )

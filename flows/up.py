@@ -6,7 +6,7 @@ Three child processes, supervised by this one:
    (``PREFECT_HOME``: database, profiles) under ``<root>/prefect``, its log in ``<root>/logs``;
 2. ``python -m flows.deployments`` serving every deployment (``prefect.serve``: a local process
    worker, so flow runs execute on this machine) with the cron schedule and the event trigger;
-3. ``python -m flows.watcher`` on ``<root>/drops``, which emits one
+3. ``python -m flows.drops.watcher`` on ``<root>/drops``, which emits one
    ``landcover.imagery.dropped`` event per sub-folder that gets a ``_DONE`` marker.
 
 Ctrl-C (or SIGTERM) stops them in reverse order with SIGTERM (SIGKILL after a grace period);
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flows.deployments import DEPLOYMENTS
-from flows.events import DROP_MARKER
+from flows.drops.events import DROP_MARKER
 
 DEFAULT_ROOT = Path(".work") / "landcover"
 DEFAULT_PORT = 4200
@@ -117,7 +117,7 @@ def start_watcher(
     folder: Path, home: Path, api_url: str, log: IO[Any] | None = None
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.watcher", "--folder", str(folder)],
+        [sys.executable, "-m", "flows.drops.watcher", "--folder", str(folder)],
         env=child_env(home, api_url),
         stdout=log,
         stderr=subprocess.STDOUT if log else None,

@@ -6,9 +6,9 @@
 # 1. a Pub/Sub topic for the bucket's notifications;
 # 2. a bucket notification: OBJECT_FINALIZE only, JSON payload, only objects under the drops
 #    prefix (scene files AND the `_DONE` marker a producer writes last);
-# 3. a pull subscription that `python -m flows.gcs_bridge --subscription …` reads. The bridge
+# 3. a pull subscription that `python -m flows.drops.gcs_bridge --subscription …` reads. The bridge
 #    emits ONE `landcover.imagery.dropped` event per drop, for the `_DONE` marker, and ignores
-#    the other objects' notifications (see flows/events.py for what a drop is).
+#    the other objects' notifications (see flows/drops/events.py for what a drop is).
 #
 # Idempotent: existing topic / subscription are kept; a second identical notification is not
 # created. Needs gcloud (with `gcloud storage`) and rights to create topics and notifications.
@@ -48,5 +48,5 @@ if ! gcloud pubsub subscriptions describe "${SUBSCRIPTION}" >/dev/null 2>&1; the
 fi
 
 echo "notifications of gs://${BUCKET}/${DROPS_PREFIX} → topic ${TOPIC} → subscription ${SUBSCRIPTION}"
-echo "run the bridge: PREFECT_API_URL=… python -m flows.gcs_bridge \\"
+echo "run the bridge: PREFECT_API_URL=… python -m flows.drops.gcs_bridge \\"
 echo "  --subscription projects/${PROJECT}/subscriptions/${SUBSCRIPTION} --prefix ${DROPS_PREFIX}"

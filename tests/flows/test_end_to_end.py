@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flows.drop import imagery_drop
-from flows.events import DROP_MARKER
+from flows.drops.drop import imagery_drop
+from flows.drops.events import DROP_MARKER
 from flows.inference import nightly_inference
 from flows.layout import Layout
 from flows.registry import read_promoted

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from flows.events import DROP_MARKER
+from flows.drops.events import DROP_MARKER
 from flows.up import READY_LINE, port_in_use
 
 STARTUP_S = 180
@@ -107,8 +107,8 @@ def emit_drop_event(api: str, bucket: str, prefix: str) -> None:
     code = (
         "import sys\n"
         "from prefect.events import emit_event\n"
-        "from flows.events import drop_event\n"
-        "from flows.watcher import flush_events\n"
+        "from flows.drops.events import drop_event\n"
+        "from flows.drops.watcher import flush_events\n"
         "assert emit_event(**drop_event(sys.argv[1], sys.argv[2])) is not None\n"
         "flush_events()\n"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.events import DROP_MARKER
+from flows.drops.events import DROP_MARKER
 
 
 def test_script_parses(infra: Path) -> None:
@@ -24,10 +24,10 @@ def test_script_creates_finalize_notifications_and_a_subscription(infra: Path) -
     assert "gcloud pubsub topics create" in text
     assert "gcloud storage buckets notifications create" in text
     assert "--event-types=OBJECT_FINALIZE" in text
-    assert "--payload-format=json" in text  # what flows.gcs_bridge parses
+    assert "--payload-format=json" in text  # what flows.drops.gcs_bridge parses
     assert "--object-prefix=" in text
     assert "gcloud pubsub subscriptions create" in text
-    assert "flows.gcs_bridge" in text and DROP_MARKER == "_DONE"
+    assert "flows.drops.gcs_bridge" in text and DROP_MARKER == "_DONE"
 
 
 def test_script_refuses_to_run_without_its_settings(infra: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.events import (
+from flows.drops.events import (
     BUCKET_LABEL,
     DROP_EVENT,
     PREFIX_LABEL,

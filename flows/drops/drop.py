@@ -1,8 +1,8 @@
 """The ``imagery-drop`` flow: unpack one completed drop and start the work it calls for.
 
-A drop (see :mod:`flows.events`) is a prefix closed by a ``_DONE`` marker. The flow:
+A drop (see :mod:`flows.drops.events`) is a prefix closed by a ``_DONE`` marker. The flow:
 
-1. lists the drop and sorts its files (:func:`plan_drop`): labeled pairs
+1. lists the drop and sorts its files (:func:`flows.drops.plan.plan_drop`): labeled pairs
    (``{id}_sat.jpg`` + ``{id}_mask.png``), unlabeled scenes (``{id}_sat.jpg|png|tif``), and
    everything else (a mask without its image, other names), which is invalid;
 2. decodes every scene file, so corrupt or truncated files and image/mask size mismatches are
@@ -16,7 +16,7 @@ A drop (see :mod:`flows.events`) is a prefix closed by a ``_DONE`` marker. The f
    ``<root>/state/retrain-due.json`` for a later (scheduled or manual) training run;
 6. new unlabeled scenes → the ``nightly-inference`` flow now, with the promoted model.
 
-Steps 1–4 (:mod:`flows.unpack`) run under the root's drop lock, with every move verified and
+Steps 1–4 (:mod:`flows.drops.unpack`) run under the root's drop lock, with every move verified and
 journaled, so a crash at any point, a re-delivered event or two runs at once leave each file in
 exactly one place and the receipt complete. Follow-ups (5, 6) are recorded in the receipt once
 done, so a re-run repeats only what did not happen; a deployment run is started with an
@@ -28,74 +28,28 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows import tasks
-from flows.events import DROP_MARKER, RECEIPT_NAME, checked_drop_uri
+from flows.drops.events import checked_drop_uri
+from flows.drops.receipt import Delivery, Receipt
+from flows.drops.unpack import ERRORS_NAME, STAGE, DropPlace, read_receipt, unpack, write_receipt
 from flows.layout import Layout, safe_name
-from flows.receipt import JOURNAL_NAME, Delivery, Receipt
-from flows.unpack import ERRORS_NAME, STAGE, DropPlace, read_receipt, unpack, write_receipt
 from pipelines.core.errors import ErrorRecord
-from pipelines.core.naming import LABELED_IMAGE_SUFFIX, basename, mask_id_of, scene_id_of
+from pipelines.core.naming import mask_id_of, scene_id_of
 from pipelines.io import locks, storage
 from pipelines.io.integrity import resolved_same_or_inside
 
-__all__ = ["ERRORS_NAME", "STAGE", "imagery_drop", "plan_drop"]
+__all__ = ["ERRORS_NAME", "STAGE", "imagery_drop"]
 
 TRAIN_DEPLOYMENT = "train/landcover"
 # A drop's moves take minutes at most; a lock older than this belongs to a killed run.
 DROP_LOCK_TTL_S = 3600.0
 # How long a second delivery for the same root waits for the first before giving up cleanly.
 DROP_LOCK_WAIT_S = 1800.0
-
-
-@dataclass
-class DropPlan:
-    """What a drop holds, by file name alone (before anything is decoded)."""
-
-    pairs: list[tuple[str, str, str]] = field(default_factory=list)  # (id, image, mask)
-    images: list[tuple[str, str]] = field(default_factory=list)  # (id, image)
-    invalid: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason)
-
-
-def plan_drop(uris: Sequence[str]) -> DropPlan:
-    """Sort a drop's files into labeled pairs, unlabeled images and invalid files."""
-    plan = DropPlan()
-    images: dict[str, str] = {}
-    masks: dict[str, str] = {}
-    for uri in sorted(uris):
-        name = basename(uri)
-        if name in (DROP_MARKER, RECEIPT_NAME, JOURNAL_NAME):
-            continue
-        scene_id, mask_id = scene_id_of(name), mask_id_of(name)
-        if scene_id:
-            if scene_id in images:
-                plan.invalid.append((uri, f"second image for scene {scene_id}"))
-            else:
-                images[scene_id] = uri
-        elif mask_id:
-            masks[mask_id] = uri
-        else:
-            plan.invalid.append(
-                (uri, "not a scene file: expected {id}_sat.jpg (+ {id}_mask.png when labeled)")
-            )
-    for scene_id, mask in sorted(masks.items()):
-        image = images.pop(scene_id, None)
-        if image is None:
-            plan.invalid.append((mask, "mask without image"))
-        elif not image.endswith(LABELED_IMAGE_SUFFIX):
-            plan.invalid += [
-                (image, f"labeled scenes need a {LABELED_IMAGE_SUFFIX} image"),
-                (mask, f"its image is not {LABELED_IMAGE_SUFFIX}"),
-            ]
-        else:
-            plan.pairs.append((scene_id, image, mask))
-    plan.images = sorted(images.items())
-    return plan
 
 
 def error_lines(rejected: Sequence[tuple[str, str, str]]) -> str:
@@ -278,7 +232,7 @@ def follow_ups(
 ) -> dict[str, Any]:
     """Training and inference for every delivery that has not had them yet (a crash-safe
     re-run repeats only what is missing: each is recorded in the receipt once done)."""
-    from flows.receipt import pending_follow_up
+    from flows.drops.receipt import pending_follow_up
 
     done: dict[str, Any] = {}
     root = place.layout.root

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from flows.events import BUCKET_LABEL, DROP_EVENT, DROP_MARKER, PREFIX_LABEL
-from flows.watcher import DropWatcher
+from flows.drops.events import BUCKET_LABEL, DROP_EVENT, DROP_MARKER, PREFIX_LABEL
+from flows.drops.watcher import DropWatcher
 
 
 class Recorder:

@@ -4,9 +4,9 @@ A **drop** is a folder-like prefix (``gs://bucket/drops/2024-06-01/`` or a local
 producer fills with scene files and then *closes* by writing the marker object
 :data:`DROP_MARKER` (``_DONE``) last. Only the marker makes a drop complete, so one drop gives
 exactly one event however many files it holds, and a half-uploaded drop never starts work. Both
-event sources apply this same rule: the GCS bridge (``flows/gcs_bridge.py``: an
+event sources apply this same rule: the GCS bridge (``flows/drops/gcs_bridge.py``: an
 OBJECT_FINALIZE notification whose object is named ``_DONE``) and the local drop-folder watcher
-(``flows/watcher.py``: a ``_DONE`` file appearing in a sub-folder).
+(``flows/drops/watcher.py``: a ``_DONE`` file appearing in a sub-folder).
 
 The event names the drop as a resource: id ``landcover.drop.<bucket>/<prefix>`` with the labels
 ``landcover.bucket`` and ``landcover.prefix``, which the ``imagery-drop`` deployment's trigger

@@ -3,9 +3,10 @@
 Set-up (``infra/gcs/notifications.sh``): the bucket publishes an ``OBJECT_FINALIZE``
 notification (JSON payload) for every object written under the drops prefix to a Pub/Sub topic;
 this bridge pulls a subscription of that topic and emits one Prefect event per **completed
-drop**: only the notification for a ``_DONE`` marker object counts (:mod:`flows.events`), every
-other object's notification is acknowledged and ignored. So a drop of 500 scenes gives one
-event, and the event never arrives before the drop's last scene.
+drop**: only the notification for a ``_DONE`` marker object counts
+(:mod:`flows.drops.events`), every other object's notification is acknowledged and ignored.
+So a drop of 500 scenes gives one event, and the event never arrives before the drop's last
+scene.
 
 Pub/Sub delivers at least once. The event id is derived from the marker's bucket, name and
 generation, so a redelivered notification produces the same event id, and the ``imagery-drop``
@@ -14,7 +15,7 @@ flow is idempotent besides (a handled drop has nothing left to move).
 Run it next to the Prefect server (or anywhere that reaches its API)::
 
     PREFECT_API_URL=https://prefect.example/api \\
-    python -m flows.gcs_bridge --subscription projects/P/subscriptions/landcover-drops \\
+    python -m flows.drops.gcs_bridge --subscription projects/P/subscriptions/landcover-drops \\
         [--prefix drops/]
 """
 
@@ -27,7 +28,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from flows.events import DROP_MARKER, drop_event, stable_event_id
+from flows.drops.events import DROP_MARKER, drop_event, stable_event_id
 
 FINALIZE = "OBJECT_FINALIZE"
 logger = logging.getLogger("landcover.gcs_bridge")
@@ -120,14 +121,14 @@ def run_subscriber(
             future.cancel()
             future.result()
         finally:
-            from flows.watcher import flush_events
+            from flows.drops.watcher import flush_events
 
             flush_events()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m flows.gcs_bridge",
+        prog="python -m flows.drops.gcs_bridge",
         description="Emit landcover.imagery.dropped for each _DONE marker finalized in GCS.",
     )
     parser.add_argument("--subscription", required=True, help="projects/P/subscriptions/S")

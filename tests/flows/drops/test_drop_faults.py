@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.events import DROP_MARKER, RECEIPT_NAME
+from flows.drops.events import DROP_MARKER, RECEIPT_NAME
 
 pytestmark = pytest.mark.slow
 
@@ -40,17 +40,17 @@ if fault == "between-copy-and-delete":
         return real(uri, **kw)
     integrity.delete_object = delete_object
 elif fault == "after-moves-before-receipt":
-    import flows.unpack
-    flows.unpack.write_receipt = die
+    import flows.drops.unpack
+    flows.drops.unpack.write_receipt = die
 elif fault == "during-retrain-trigger":
-    import flows.drop
-    real_due = flows.drop.record_due
+    import flows.drops.drop
+    real_due = flows.drops.drop.record_due
     def record_due(*a, **k):
         real_due(*a, **k)  # retraining recorded as due; the receipt does not know it yet
         die()
-    flows.drop.record_due = record_due
+    flows.drops.drop.record_due = record_due
 
-from flows.drop import imagery_drop
+from flows.drops.drop import imagery_drop
 result = imagery_drop(**args)
 print("RESULT", json.dumps({k: result[k] for k in ("labeled", "unlabeled", "deliveries")}))
 """

@@ -1,4 +1,4 @@
-"""Drops never lose, replace or double-move accepted input (flows.unpack via imagery_drop)."""
+"""Drops never lose, replace or double-move accepted input (flows.drops.unpack via imagery_drop)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.drop import imagery_drop
-from flows.events import DROP_MARKER, RECEIPT_NAME
+from flows.drops.drop import imagery_drop
+from flows.drops.events import DROP_MARKER, RECEIPT_NAME
 from flows.layout import Layout
 from pipelines.io import locks
 

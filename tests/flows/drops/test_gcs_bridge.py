@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from flows.events import BUCKET_LABEL, DROP_EVENT, PREFIX_LABEL
-from flows.gcs_bridge import handle_message, notification_to_event
+from flows.drops.events import BUCKET_LABEL, DROP_EVENT, PREFIX_LABEL
+from flows.drops.gcs_bridge import handle_message, notification_to_event
 
 
 def finalize(name: str, bucket: str = "imagery", generation: str = "1717200000000000") -> tuple:

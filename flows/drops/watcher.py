@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from flows.events import DROP_MARKER, RECEIPT_NAME, drop_event
+from flows.drops.events import DROP_MARKER, RECEIPT_NAME, drop_event
 
 STATE_NAME = ".landcover-watcher.json"
 logger = logging.getLogger("landcover.watcher")
@@ -159,7 +159,7 @@ class DropWatcher:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m flows.watcher",
+        prog="python -m flows.drops.watcher",
         description="Watch a drop folder; emit landcover.imagery.dropped for each sub-folder "
         f"that gets a {DROP_MARKER} marker.",
     )

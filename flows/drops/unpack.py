@@ -4,7 +4,7 @@ The ``imagery-drop`` flow calls :func:`unpack` while it holds the root's drop lo
 (:mod:`pipelines.io.locks`), so two deliveries for one root never plan or move at once. One
 round of unpacking:
 
-1. finishes the journal a killed run left (:mod:`flows.receipt`), if any;
+1. finishes the journal a killed run left (:mod:`flows.drops.receipt`), if any;
 2. lists the drop; every name is normalised and confined (:mod:`pipelines.core.uris`): a name
    that is a path trick, nested, or differs from another only by case is dead-lettered;
 3. decodes each scene (:func:`flows.tasks.validate_scenes`), and compares each id with what
@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from prefect import get_run_logger
 
 from flows import tasks
-from flows.events import DROP_MARKER, RECEIPT_NAME
+from flows.drops.events import DROP_MARKER, RECEIPT_NAME
+from flows.drops.plan import RESERVED_NAMES, plan_drop
+from flows.drops.receipt import JOURNAL_NAME, Delivery, Journal, Move, Receipt, merge, now
 from flows.layout import Layout
-from flows.receipt import JOURNAL_NAME, Delivery, Journal, Move, Receipt, merge, now
 from pipelines.core.errors import ErrorRecord
 from pipelines.core.naming import mask_id_of, scene_id_of
 from pipelines.core.uris import case_collisions, case_key, confine, normalize_name
@@ -39,8 +40,6 @@ from pipelines.io import integrity, storage
 
 STAGE = "imagery-drop"
 ERRORS_NAME = "errors.jsonl"
-# Names of the drop's own bookkeeping, never scene files.
-RESERVED_NAMES = frozenset({DROP_MARKER, RECEIPT_NAME, JOURNAL_NAME})
 # Rounds per run: files still arriving after this many wait for the next delivery.
 MAX_ROUNDS = 5
 
@@ -108,8 +107,6 @@ def _existing_by_key(folder: str) -> dict[str, str]:
 
 def plan_moves(place: DropPlace, names: Sequence[str]) -> list[Move]:
     """Every listed file's destination: raw/, incoming/ or rejected/ (with the reason)."""
-    from flows.drop import plan_drop  # the by-name sorting lives with the flow
-
     moves: list[Move] = []
     safe: dict[str, str] = {}  # source uri → its normalised name
     for name in names:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flows.receipt import Delivery, Journal, Move, Receipt, merge, pending_follow_up
+from flows.drops.receipt import Delivery, Journal, Move, Receipt, merge, pending_follow_up
 
 
 def delivery(delivery_id: str, *names: str, kind: str = "raw") -> Delivery:

@@ -1,0 +1,64 @@
+"""Sorting a drop's files by name alone: labeled pairs, unlabeled scenes, invalid files.
+
+The first step of unpacking (:mod:`flows.drops.unpack`), before anything is decoded: a labeled
+pair is ``{id}_sat.jpg`` + ``{id}_mask.png``, an unlabeled scene ``{id}_sat.jpg|png|tif``, and
+everything else (a mask without its image, other names) is invalid. The drop's own bookkeeping
+(marker, receipt, journal) is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from flows.drops.events import DROP_MARKER, RECEIPT_NAME
+from flows.drops.receipt import JOURNAL_NAME
+from pipelines.core.naming import LABELED_IMAGE_SUFFIX, basename, mask_id_of, scene_id_of
+
+# Names of the drop's own bookkeeping, never scene files.
+RESERVED_NAMES = frozenset({DROP_MARKER, RECEIPT_NAME, JOURNAL_NAME})
+
+
+@dataclass
+class DropPlan:
+    """What a drop holds, by file name alone (before anything is decoded)."""
+
+    pairs: list[tuple[str, str, str]] = field(default_factory=list)  # (id, image, mask)
+    images: list[tuple[str, str]] = field(default_factory=list)  # (id, image)
+    invalid: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason)
+
+
+def plan_drop(uris: Sequence[str]) -> DropPlan:
+    """Sort a drop's files into labeled pairs, unlabeled images and invalid files."""
+    plan = DropPlan()
+    images: dict[str, str] = {}
+    masks: dict[str, str] = {}
+    for uri in sorted(uris):
+        name = basename(uri)
+        if name in RESERVED_NAMES:
+            continue
+        scene_id, mask_id = scene_id_of(name), mask_id_of(name)
+        if scene_id:
+            if scene_id in images:
+                plan.invalid.append((uri, f"second image for scene {scene_id}"))
+            else:
+                images[scene_id] = uri
+        elif mask_id:
+            masks[mask_id] = uri
+        else:
+            plan.invalid.append(
+                (uri, "not a scene file: expected {id}_sat.jpg (+ {id}_mask.png when labeled)")
+            )
+    for scene_id, mask in sorted(masks.items()):
+        image = images.pop(scene_id, None)
+        if image is None:
+            plan.invalid.append((mask, "mask without image"))
+        elif not image.endswith(LABELED_IMAGE_SUFFIX):
+            plan.invalid += [
+                (image, f"labeled scenes need a {LABELED_IMAGE_SUFFIX} image"),
+                (mask, f"its image is not {LABELED_IMAGE_SUFFIX}"),
+            ]
+        else:
+            plan.pairs.append((scene_id, image, mask))
+    plan.images = sorted(images.items())
+    return plan
