@@ -9,6 +9,10 @@ manifest that lacks any of them, naming what is missing, so a reader never guess
 record count, size and sha256, counted after the shard was written: training verifies every
 shard against it before its first step (``pipelines.io.records.verify_shards``).
 
+``gsd`` (optional on read too) is the ground sample distance every patch is at, where it came
+from and whether the scenes were resampled to it (:class:`pipelines.core.gsd.DatasetGsd`);
+training copies it into the model's metadata. A manifest without it has an unknown GSD (None).
+
 Pure: the file itself is read and written by ``pipelines.io.records.read_manifest`` /
 ``write_manifest``.
 """
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pipelines.core.gsd import DatasetGsd
 from pipelines.core.naming import basename
 from pipelines.core.palette import CLASS_NAMES, NUM_CLASSES
 from pipelines.core.records import SCHEMA_VERSION, SPLITS, RecordFormat
@@ -28,6 +33,7 @@ from pipelines.core.records import SCHEMA_VERSION, SPLITS, RecordFormat
 MANIFEST_KEYS: tuple[str, ...] = (
     "schema_version",
     "patch_size",
+    "gsd",
     "scenes",
     "patches",
     "scene_ids",
@@ -41,7 +47,7 @@ MANIFEST_KEYS: tuple[str, ...] = (
     "created_at",
 )
 # Keys a manifest may lack (written before they existed); readers then know less, never guess.
-OPTIONAL_KEYS: tuple[str, ...] = ("shards",)
+OPTIONAL_KEYS: tuple[str, ...] = ("shards", "gsd")
 # The keys of the per-split mappings (scenes, patches, scene_ids, class_pixels_by_split).
 _PER_SPLIT = ("scenes", "patches", "scene_ids", "class_pixels_by_split")
 
@@ -104,6 +110,7 @@ class Manifest:
     options: dict[str, Any] = field(default_factory=dict)  # as the run recorded them
     created_at: str = ""  # ISO 8601, UTC
     schema_version: int = SCHEMA_VERSION
+    gsd: DatasetGsd | None = None  # None: unknown (a manifest written before GSDs)
 
     # ---- building ----------------------------------------------------------------------------
 
@@ -121,6 +128,7 @@ class Manifest:
         shards: Mapping[str, ShardInfo] | None = None,
         options: Mapping[str, Any] | None = None,
         created_at: str | None = None,
+        gsd: DatasetGsd | None = None,
     ) -> Manifest:
         """A manifest from what a run counted: the derived fields (scene counts, overall class
         pixels) are computed here, once. Pixel counts come in palette order; file URIs may be
@@ -161,6 +169,7 @@ class Manifest:
             shards=dict(sorted(shard_infos.items())),
             options=dict(options or {}),
             created_at=utc_timestamp() if created_at is None else created_at,
+            gsd=gsd,
         )
 
     # ---- what readers ask ----------------------------------------------------------------------
@@ -199,6 +208,7 @@ class Manifest:
         return {
             "schema_version": self.schema_version,
             "patch_size": self.patch_size,
+            "gsd": None if self.gsd is None else self.gsd.to_dict(),
             "scenes": dict(self.scenes),
             "patches": dict(self.patches),
             "scene_ids": {s: list(ids) for s, ids in self.scene_ids.items()},
@@ -256,6 +266,7 @@ class Manifest:
             shards=_shards(data.get("shards", {})),
             options=dict(data["options"]),
             created_at=str(data["created_at"]),
+            gsd=None if data.get("gsd") is None else DatasetGsd.from_dict(data["gsd"]),
         )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
@@ -85,6 +86,18 @@ def _open_checked(uri: str):  # type: ignore[no-untyped-def]
     return open_raster(uri)
 
 
+@dataclass(frozen=True)
+class LabeledScene:
+    """A decoded pair: pixels, class ids (``unknown`` where the image is nodata), the image's
+    validity (False where nodata) and its raster facts (georeference: what its GSD is read
+    from)."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    class_ids: np.ndarray  # (H, W) uint8
+    valid: np.ndarray  # (H, W) bool
+    info: RasterInfo
+
+
 def read_labeled_scene(
     image_uri: str, mask_uri: str, rule: MaskRule | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +106,12 @@ def read_labeled_scene(
     ``rule`` says how mask pixels become class ids (default: ``auto`` with the identity label
     map). Raises BadInputError naming the file at fault.
     """
+    scene = read_labeled(image_uri, mask_uri, rule)
+    return scene.image, scene.class_ids
+
+
+def read_labeled(image_uri: str, mask_uri: str, rule: MaskRule | None = None) -> LabeledScene:
+    """:func:`read_labeled_scene` with the image's validity and raster facts."""
     rule = rule or MaskRule()
     with strict_decoding():
         with _open_checked(image_uri) as image:
@@ -108,4 +127,4 @@ def read_labeled_scene(
                 raise decode_failure(mask_uri, exc) from None
     if not valid.all():
         class_ids[~valid] = UNKNOWN
-    return rgb, class_ids
+    return LabeledScene(rgb, class_ids, valid, image_info)

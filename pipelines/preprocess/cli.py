@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from pipelines.core.gsd import DEEPGLOBE_GSD_M, check_gsd
 from pipelines.core.palette import MASK_KINDS, LabelMap, check_label_map, parse_label_map
 from pipelines.core.records import CODECS, COMPRESSIONS, RecordFormat
 from pipelines.preprocess.options import PreprocessOptions
@@ -39,6 +40,13 @@ def _label_map(text: str) -> LabelMap:
             return check_label_map(json.loads(raw))
         return parse_label_map(text)
     except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _metres(text: str) -> float:
+    try:
+        return check_gsd(float(text))
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
@@ -116,6 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
         '1:0,2:1,3:2 or a JSON file {"1": 0, ...}; values not mapped are bad input '
         "(default: values 0-6 are the class ids)",
     )
+    parser.add_argument(
+        "--gsd",
+        type=_metres,
+        default=default("gsd"),
+        metavar="METRES",
+        help="ground sample distance of every input scene in metres per pixel, overriding its "
+        "georeference (default: a GeoTIFF's transform in its CRS's units; "
+        f"{DEEPGLOBE_GSD_M:g} m, DeepGlobe's, for JPEG/PNG)",
+    )
+    parser.add_argument(
+        "--target-gsd",
+        type=_metres,
+        default=default("target_gsd"),
+        metavar="METRES",
+        help="resample every scene to this GSD (image by area/bilinear, labels by mode/nearest) "
+        "to train at a coarser GSD than the imagery; default: the scenes' own GSD, which must "
+        "be one (a mixed input is refused, naming its GSDs)",
+    )
     return parser
 
 
@@ -131,6 +157,8 @@ def options_from(args: argparse.Namespace) -> PreprocessOptions:
         num_shards=args.num_shards,
         mask_kind=args.mask_kind,
         label_map=args.label_map,
+        gsd=args.gsd,
+        target_gsd=args.target_gsd,
     ).validate()
 
 
@@ -142,11 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))  # exits 2, as for any other bad flag
     from pipelines.preprocess.job import run_preprocess, summary  # Beam: only to run
+    from pipelines.preprocess.resolution import MixedGsdError
 
     start = time.perf_counter()
     try:
         manifest = run_preprocess(options, beam_args=beam_args)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, MixedGsdError) as exc:
         print(f"landcover preprocess: error: {exc}", file=sys.stderr)
         return 1
     print(summary(manifest, args.output.rstrip("/"), time.perf_counter() - start))

@@ -49,6 +49,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.pvalue import AsList, AsSingleton
 
 from pipelines.core.errors import ERRORS_DIR, ErrorRecord
+from pipelines.core.gsd import format_gsd
 from pipelines.core.manifest import Manifest, ShardInfo
 from pipelines.core.naming import LABEL_MASK_SUFFIXES, LABELED_IMAGE_SUFFIXES
 from pipelines.core.records import SPLITS, RecordFormat
@@ -57,6 +58,7 @@ from pipelines.io.beam_runtime import create_pipeline, pipeline_options
 from pipelines.io.records import read_manifest, shard_info, write_manifest
 from pipelines.preprocess.options import PreprocessOptions
 from pipelines.preprocess.pairing import file_role
+from pipelines.preprocess.resolution import GsdPlan, survey_gsd
 from pipelines.preprocess.transforms import (
     BEAM_COMPRESSION,
     ERRORS,
@@ -78,10 +80,17 @@ def build_manifest(
     runner: str,
     created_at: str | None = None,
     shards: dict[str, ShardInfo] | None = None,
+    gsd_plan: GsdPlan | None = None,
 ) -> Manifest:
     """The run's :class:`Manifest` from the combined totals (pure, so tests and the pipeline
     agree on it); ``files`` are the written shard and error file URIs by split/``errors``,
-    ``shards`` what each shard holds as counted after the write."""
+    ``shards`` what each shard holds as counted after the write, ``gsd_plan`` the GSD the
+    patches were cut at (:mod:`pipelines.preprocess.resolution`)."""
+    natives: dict[str, int] = {}
+    for split in SPLITS:
+        for key, count in totals[split].get("native_gsd", {}).items():
+            natives[key] = natives.get(key, 0) + count
+    plan = gsd_plan or GsdPlan(options.gsd, options.target_gsd, options.gsd)
     return Manifest.build(
         patch_size=options.patch_size,
         record_format=options.record_format,
@@ -96,6 +105,7 @@ def build_manifest(
         shards=shards,
         options={**options.to_dict(), "runner": runner},
         created_at=created_at,
+        gsd=plan.dataset_gsd(natives),
     )
 
 
@@ -109,6 +119,7 @@ def _write_manifest(
     train_shards: list[tuple[str, ShardInfo]],
     val_shards: list[tuple[str, ShardInfo]],
     error_files: list[str],
+    gsd_plan: GsdPlan | None = None,
 ) -> Manifest:
     files = {
         TRAIN: [uri for uri, _ in train_shards],
@@ -116,7 +127,9 @@ def _write_manifest(
         ERRORS: error_files,
     }
     shards = dict(train_shards + val_shards)
-    manifest = build_manifest(options, totals, errors, files, runner, shards=shards)
+    manifest = build_manifest(
+        options, totals, errors, files, runner, shards=shards, gsd_plan=gsd_plan
+    )
     write_manifest(folder_uri, manifest)
     return manifest
 
@@ -124,23 +137,28 @@ def _write_manifest(
 class Preprocess(beam.PTransform):
     """The whole job from the input root to the manifest written in ``folder_uri`` (a
     PCollection of one :class:`Manifest`). ``folder_uri`` is the version folder the run fills;
-    it defaults to the output URI itself (a plain folder, as tests and tools use it)."""
+    it defaults to the output URI itself (a plain folder, as tests and tools use it).
+    ``gsd_plan`` is the run's GSD survey (:func:`plan_gsd`); without one it is surveyed here,
+    while the pipeline is built."""
 
     def __init__(
         self,
         options: PreprocessOptions,
         runner: str = "DirectRunner",
         folder_uri: str | None = None,
+        gsd_plan: GsdPlan | None = None,
     ) -> None:
         super().__init__()
         self.options = options
         self.runner = runner
         self.folder_uri = folder_uri or options.output_uri
+        self.gsd_plan = gsd_plan
 
     def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection[Manifest]:
         opts = self.options
         fmt = opts.record_format
         folder = self.folder_uri
+        gsd_plan = self.gsd_plan or plan_gsd(opts)
         uris = (
             root
             | "Patterns" >> beam.Create(input_patterns(opts.input_uri))
@@ -149,7 +167,7 @@ class Preprocess(beam.PTransform):
         )
         paired = uris | "PairScenes" >> PairScenes()
         scenes = paired["pairs"] | "ScenesToPatches" >> ScenesToPatches(
-            opts.patch_size, opts.val_fraction, opts.seed, fmt, opts.mask_rule
+            opts.patch_size, opts.val_fraction, opts.seed, fmt, opts.mask_rule, gsd_plan
         )
         counted = {
             split: scenes[split]
@@ -191,6 +209,7 @@ class Preprocess(beam.PTransform):
                 AsList(counted[TRAIN]),
                 AsList(counted[VAL]),
                 AsList(error_files),
+                gsd_plan,
             )
         )
 
@@ -213,6 +232,13 @@ def check_input(input_uri: str) -> None:
             f"no scenes under {input_uri}: expected {{id}}{'|'.join(LABELED_IMAGE_SUFFIXES)} "
             f"and {{id}}{'|'.join(LABEL_MASK_SUFFIXES)}"
         )
+
+
+def plan_gsd(options: PreprocessOptions) -> GsdPlan:
+    """The run's GSD plan, surveyed from the input's files before any work (a mixed input
+    without ``--target-gsd`` raises ``MixedGsdError``, a ValueError naming the GSDs)."""
+    uris = [uri for pattern in input_patterns(options.input_uri) for uri in storage.match(pattern)]
+    return survey_gsd(uris, options.gsd, options.target_gsd)
 
 
 def _runner_name(options: PipelineOptions) -> str:
@@ -256,7 +282,9 @@ def run_preprocess(
     Call it with a :class:`PreprocessOptions` (``run_preprocess(options, beam_args=...)``), or,
     as before, with the two URIs and keyword options; an option left out (None) takes
     :class:`PreprocessOptions`' default. Raises FileNotFoundError (before Beam starts) for a
-    wrong input root or one without scenes, ValueError for invalid options. ``beam_args`` are
+    wrong input root or one without scenes, ValueError for invalid options and
+    ``MixedGsdError`` (a ValueError) for scenes of several GSDs without a target, both before
+    any work. ``beam_args`` are
     Beam flags (``--runner``, ``--project``, ``--direct_num_workers``…).
     """
     options = _options_of(
@@ -269,10 +297,13 @@ def run_preprocess(
         num_shards=num_shards,
     )
     check_input(options.input_uri)
+    gsd_plan = plan_gsd(options)  # before any work: a mixed input is refused here
     version_id, folder = versions.new_version(options.output_uri)
     beam_options = pipeline_options(beam_args)
     with create_pipeline(beam_options) as pipeline:
-        _ = pipeline | "Preprocess" >> Preprocess(options, _runner_name(beam_options), folder)
+        _ = pipeline | "Preprocess" >> Preprocess(
+            options, _runner_name(beam_options), folder, gsd_plan
+        )
     # The switch: only now does the root resolve to the new dataset (manifest.json required).
     versions.publish(options.output_uri, version_id)
     return read_manifest(folder)
@@ -303,6 +334,13 @@ def summary(manifest: Manifest, output_uri: str, seconds: float) -> str:
     return (
         f"preprocess: {manifest.scene_count(TRAIN)} train + {manifest.scene_count(VAL)} val "
         f"scenes → {manifest.patch_count(TRAIN)} + {manifest.patch_count(VAL)} patches of "
-        f"{manifest.patch_size}px, {manifest.errors} errors "
+        f"{manifest.patch_size}px{_at_gsd(manifest)}, {manifest.errors} errors "
         f"(see {storage.join(output_uri, ERRORS_DIR)}), written to {output_uri} in {seconds:.1f}s"
     )
+
+
+def _at_gsd(manifest: Manifest) -> str:
+    if manifest.gsd is None:
+        return ""
+    resampled = " (resampled)" if manifest.gsd.target is not None else ""
+    return f" at {format_gsd(manifest.gsd.metres)} m/px{resampled}"

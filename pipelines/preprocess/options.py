@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.core.gsd import check_gsd
 from pipelines.core.palette import MASK_KINDS, LabelMap, MaskRule, check_label_map
 from pipelines.core.records import RecordFormat
 from pipelines.core.tiling import PATCH_SIZE
@@ -35,6 +36,11 @@ class PreprocessOptions:
     # How mask pixels become class ids (pipelines.core.palette.MaskRule): declared, never guessed.
     mask_kind: str = "auto"
     label_map: LabelMap | None = None  # raster value → class id; None: identity over 0..6
+    # Ground sample distance (pipelines.preprocess.resolution): metres per pixel of every input
+    # scene, overriding its georeference (None: a GeoTIFF's transform, 0.5 m for JPEG/PNG)...
+    gsd: float | None = None
+    # ...and the GSD to resample every scene to (None: the scenes' own, which must agree).
+    target_gsd: float | None = None
 
     @classmethod
     def default(cls, name: str) -> Any:
@@ -76,6 +82,9 @@ class PreprocessOptions:
             )
         if self.label_map is not None:
             check_label_map(self.label_map)
+        for name in ("gsd", "target_gsd"):
+            if getattr(self, name) is not None:
+                check_gsd(getattr(self, name), name)
         self.mask_rule  # noqa: B018 - MaskRule refuses contradictory combinations
         return self
 
@@ -97,4 +106,6 @@ class PreprocessOptions:
             "num_shards": self.num_shards or "auto",
             "mask_kind": self.mask_kind,
             "label_map": None if self.label_map is None else {str(v): c for v, c in self.label_map},
+            "gsd": self.gsd,
+            "target_gsd": self.target_gsd,
         }

@@ -22,11 +22,18 @@ from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsSingleton, TaggedOutput
 
 from pipelines.core.errors import BadInputError, ErrorRecord
+from pipelines.core.gsd import native_key
 from pipelines.core.palette import NUM_CLASSES, MaskRule
 from pipelines.core.records import SPLITS, RecordFormat
 from pipelines.core.splits import SplitPlan, assign_split, split_score
 from pipelines.preprocess.pairing import STAGE, ScenePair, file_role, name_problem, pair_files
-from pipelines.preprocess.scenes import SceneStats, class_pixels, load_scene, scene_records
+from pipelines.preprocess.resolution import GsdPlan
+from pipelines.preprocess.scenes import (
+    SceneStats,
+    class_pixels,
+    load_scene_at_gsd,
+    scene_records,
+)
 
 TRAIN, VAL = SPLITS
 ERRORS, STATS = "errors", "stats"  # output tags beside the split names
@@ -38,7 +45,8 @@ BEAM_COMPRESSION = {
     "zlib": CompressionTypes.DEFLATE,
 }
 
-# Per-split totals as SumStatsFn accumulates them: scenes, patches, class pixels, scene ids.
+# Per-split totals as SumStatsFn accumulates them: scenes, patches, class pixels, scene ids, and
+# scenes by the GSD they were read at (``native_gsd``: core.gsd.native_key → count).
 Totals = dict[str, dict[str, Any]]
 
 
@@ -88,7 +96,13 @@ class SplitPlanFn(beam.CombineFn):
 def empty_totals() -> Totals:
     """Totals of no scene (what SumStatsFn starts from, and what a run without scenes writes)."""
     return {
-        split: {"scenes": 0, "patches": 0, "class_pixels": [0] * NUM_CLASSES, "scene_ids": []}
+        split: {
+            "scenes": 0,
+            "patches": 0,
+            "class_pixels": [0] * NUM_CLASSES,
+            "scene_ids": [],
+            "native_gsd": {},
+        }
         for split in SPLITS
     }
 
@@ -104,6 +118,8 @@ class SumStatsFn(beam.CombineFn):
         total["scenes"] += 1
         total["scene_ids"].append(stats.scene_id)
         total["patches"] += stats.patches
+        if stats.native_gsd:
+            total["native_gsd"][stats.native_gsd] = total["native_gsd"].get(stats.native_gsd, 0) + 1
         total["class_pixels"] = [
             a + b for a, b in zip(total["class_pixels"], stats.class_pixels, strict=True)
         ]
@@ -115,6 +131,9 @@ class SumStatsFn(beam.CombineFn):
             for split in SPLITS:
                 for key in ("scenes", "patches", "scene_ids"):
                     result[split][key] += acc[split][key]
+                for gsd, count in acc[split].get("native_gsd", {}).items():
+                    natives = result[split]["native_gsd"]
+                    natives[gsd] = natives.get(gsd, 0) + count
                 result[split]["class_pixels"] = [
                     a + b
                     for a, b in zip(
@@ -134,17 +153,24 @@ class ProcessSceneFn(beam.DoFn):
     """A scene pair → its serialized patches on the ``train``/``val`` output, plus one
     :class:`SceneStats` (``stats``), or one :class:`ErrorRecord` (``errors``)."""
 
-    def __init__(self, patch_size: int, fmt: RecordFormat, rule: MaskRule | None = None) -> None:
+    def __init__(
+        self,
+        patch_size: int,
+        fmt: RecordFormat,
+        rule: MaskRule | None = None,
+        gsd: GsdPlan | None = None,
+    ) -> None:
         self.patch_size = patch_size
         self.fmt = fmt
         self.rule = rule or MaskRule()
+        self.gsd = gsd or GsdPlan()
         self.scenes_ok = Metrics.counter(METRICS_NAMESPACE, "scenes_ok")
         self.scenes_bad = Metrics.counter(METRICS_NAMESPACE, "scenes_bad")
         self.patches = Metrics.counter(METRICS_NAMESPACE, "patches")
 
     def process(self, pair: ScenePair, plan: SplitPlan) -> Iterator[TaggedOutput]:
         try:
-            image, class_ids = load_scene(pair, self.patch_size, self.rule)
+            image, class_ids, native = load_scene_at_gsd(pair, self.patch_size, self.rule, self.gsd)
         except BadInputError as error:
             self.scenes_bad.inc()
             yield TaggedOutput(ERRORS, ErrorRecord.from_error(error, STAGE, pair.scene_id))
@@ -156,7 +182,8 @@ class ProcessSceneFn(beam.DoFn):
             yield TaggedOutput(split, record)
         self.scenes_ok.inc()
         self.patches.inc(count)
-        yield TaggedOutput(STATS, SceneStats(split, count, class_pixels(class_ids), pair.scene_id))
+        stats = SceneStats(split, count, class_pixels(class_ids), pair.scene_id, native_key(native))
+        yield TaggedOutput(STATS, stats)
 
 
 class PairScenes(beam.PTransform):
@@ -206,6 +233,7 @@ class ScenesToPatches(beam.PTransform):
         seed: int,
         fmt: RecordFormat,
         rule: MaskRule | None = None,
+        gsd: GsdPlan | None = None,
     ):
         super().__init__()
         self.patch_size = patch_size
@@ -213,6 +241,7 @@ class ScenesToPatches(beam.PTransform):
         self.seed = seed
         self.fmt = fmt
         self.rule = rule or MaskRule()
+        self.gsd = gsd or GsdPlan()
 
     def expand(self, pairs: beam.PCollection[ScenePair]) -> dict[str, beam.PCollection]:
         plan = (
@@ -221,6 +250,6 @@ class ScenesToPatches(beam.PTransform):
             | "SplitPlan" >> beam.CombineGlobally(SplitPlanFn(self.seed, self.val_fraction))
         )
         outputs = pairs | "Scenes" >> beam.ParDo(
-            ProcessSceneFn(self.patch_size, self.fmt, self.rule), AsSingleton(plan)
+            ProcessSceneFn(self.patch_size, self.fmt, self.rule, self.gsd), AsSingleton(plan)
         ).with_outputs(TRAIN, VAL, ERRORS, STATS)
         return {tag: outputs[tag] for tag in (TRAIN, VAL, ERRORS, STATS)}

@@ -10,10 +10,12 @@ import pytest
 from pipelines.core.manifest import MANIFEST_KEYS, Manifest
 from pipelines.core.records import RecordFormat
 
-# What preprocess wrote before the manifest had a type (keys, nesting, order, indentation).
+# What preprocess wrote before the manifest had a type (keys, nesting, order, indentation),
+# plus the keys added since (``shards``; ``gsd``, null when unknown).
 GOLDEN = """{
   "schema_version": 1,
   "patch_size": 64,
+  "gsd": null,
   "scenes": {
     "train": 2,
     "val": 1
@@ -222,3 +224,18 @@ def test_shards_are_checked_against_the_patches_and_optional_on_read() -> None:
     legacy = manifest.to_dict()
     del legacy["shards"]
     assert Manifest.from_dict(legacy).shards == {}
+
+
+def test_gsd_is_recorded_and_optional_on_read() -> None:
+    from pipelines.core.gsd import DatasetGsd
+
+    gsd = DatasetGsd(1.0, {"0.5": 3}, target=1.0)
+    manifest = Manifest.from_dict({**json.loads(GOLDEN), "gsd": gsd.to_dict()})
+    assert manifest.gsd == gsd
+    assert manifest.to_dict()["gsd"]["metres_per_pixel"] == 1.0
+    assert Manifest.from_dict(manifest.to_dict()) == manifest
+    legacy = json.loads(GOLDEN)
+    del legacy["gsd"]
+    assert Manifest.from_dict(legacy).gsd is None
+    with pytest.raises(ValueError, match="manifest gsd"):
+        Manifest.from_dict({**legacy, "gsd": {"native": {}}})

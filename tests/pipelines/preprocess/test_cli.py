@@ -55,6 +55,9 @@ def test_invalid_options_are_rejected(tmp_path: Path, capsys: pytest.CaptureFixt
         "is not VALUE:CLASS_ID": ["--label-map", "1=0"],
         "invalid choice": ["--mask-kind", "grey"],
         "No such file": ["--label-map", str(tmp_path / "missing.json")],
+        "gsd must be a positive number of metres per pixel, got 0.0": ["--gsd", "0"],
+        "got -2.0": ["--target-gsd", "-2"],
+        "could not convert": ["--target-gsd", "half"],
     }
     for message, argv in cases.items():
         with pytest.raises(SystemExit) as exit_info:

@@ -18,7 +18,8 @@ from pipelines.preprocess.job import run_preprocess
 from pipelines.preprocess.options import PreprocessOptions
 
 SIZE = 32
-GRID = from_origin(500_000, 4_000_000, 10, 10)
+# 0.5 m pixels, the GSD of the JPEG/PNG scenes beside them (a dataset has one GSD).
+GRID = from_origin(500_000, 4_000_000, 0.5, 0.5)
 
 
 def _tif(path: Path, bands: np.ndarray, transform=GRID, crs="EPSG:32633", nodata=None) -> None:  # type: ignore[no-untyped-def]
@@ -98,7 +99,7 @@ def test_geotiff_pairs_label_maps_and_the_bad_input_corpus(tmp_path: Path) -> No
     _tif(raw / "out_mask.tif", ids + 3)  # values 7..9 are no class id
     bad["out_mask.tif"] = "values not in the label map: 7"
     _tif(raw / "moved_sat.tif", image)
-    _tif(raw / "moved_mask.tif", ids, transform=from_origin(500_010, 4_000_000, 10, 10))
+    _tif(raw / "moved_mask.tif", ids, transform=from_origin(500_010, 4_000_000, 0.5, 0.5))
     bad["moved_mask.tif"] = "transform"
     _tif(raw / "crs_sat.tif", image)
     _tif(raw / "crs_mask.tif", ids, crs="EPSG:4326")

@@ -26,6 +26,8 @@ def test_defaults_and_recorded_form() -> None:
         "num_shards": "auto",
         "mask_kind": "auto",
         "label_map": None,
+        "gsd": None,
+        "target_gsd": None,
     }
     mapped = PreprocessOptions("/in", "/out", mask_kind="ids", label_map=((1, 0), (9, 6)))
     assert mapped.validate().to_dict()["label_map"] == {"1": 0, "9": 6}
@@ -52,6 +54,9 @@ def test_defaults_and_recorded_form() -> None:
         ({"input_uri": ""}, "input_uri is empty"),
         ({"output_uri": ""}, "output_uri is empty"),
         ({"record_format": {"codec": "raw"}}, "record_format must be a RecordFormat"),
+        ({"gsd": 0.0}, "gsd must be a positive number of metres per pixel, got 0.0"),
+        ({"target_gsd": -1.0}, "target_gsd must be a positive number"),
+        ({"target_gsd": float("inf")}, "target_gsd must be a positive number"),
     ],
 )
 def test_validate_refuses_bad_values(change: dict, message: str) -> None:

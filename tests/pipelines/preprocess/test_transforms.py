@@ -40,21 +40,24 @@ def test_split_plan_combiner_agrees_with_the_pure_plan() -> None:
 def test_sum_stats_merges_partial_totals() -> None:
     fn = SumStatsFn()
     a, b = fn.create_accumulator(), fn.create_accumulator()
-    a = fn.add_input(a, SceneStats("train", 4, (1, 0, 0, 0, 0, 0, 3), "x"))
-    b = fn.add_input(b, SceneStats("val", 2, (0, 2, 0, 0, 0, 0, 0), "y"))
-    b = fn.add_input(b, SceneStats("train", 1, (0, 0, 1, 0, 0, 0, 0), "z"))
+    a = fn.add_input(a, SceneStats("train", 4, (1, 0, 0, 0, 0, 0, 3), "x", "0.5"))
+    b = fn.add_input(b, SceneStats("val", 2, (0, 2, 0, 0, 0, 0, 0), "y", "0.5"))
+    b = fn.add_input(b, SceneStats("train", 1, (0, 0, 1, 0, 0, 0, 0), "z", "0.5"))
+    b = fn.add_input(b, SceneStats("train", 1, (0, 0, 1, 0, 0, 0, 0), "w", "0.3"))
     totals = fn.extract_output(fn.merge_accumulators([a, b]))
     assert totals["train"] == {
-        "scenes": 2,
-        "patches": 5,
-        "class_pixels": [1, 0, 1, 0, 0, 0, 3],
-        "scene_ids": ["x", "z"],
+        "scenes": 3,
+        "patches": 6,
+        "class_pixels": [1, 0, 2, 0, 0, 0, 3],
+        "scene_ids": ["x", "z", "w"],
+        "native_gsd": {"0.5": 2, "0.3": 1},
     }
     assert totals["val"] == {
         "scenes": 1,
         "patches": 2,
         "class_pixels": [0, 2, 0, 0, 0, 0, 0],
         "scene_ids": ["y"],
+        "native_gsd": {"0.5": 1},
     }
 
 
@@ -140,7 +143,7 @@ def test_scenes_to_patches(tmp_path: Path, test_pipeline, scene_files) -> None: 
     def stats(scene_id: str) -> SceneStats:
         counts = np.bincount(scenes[scene_id][1].ravel(), minlength=7)
         return SceneStats(
-            split[scene_id], len(crops(scene_id)), tuple(int(c) for c in counts), scene_id
+            split[scene_id], len(crops(scene_id)), tuple(int(c) for c in counts), scene_id, "0.5"
         )
 
     with test_pipeline() as p:
