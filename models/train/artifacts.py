@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from models.normalization import describe_normalization
 from models.train.config import TrainConfig
+from pipelines.core.gsd import MODEL_GSD_KEY
 from pipelines.core.manifest import Manifest
 from pipelines.core.naming import METADATA_FILE, MODEL_FILE, basename
 from pipelines.core.palette import CLASS_NAMES, NUM_CLASSES
@@ -116,6 +117,8 @@ def build_metadata(
             "train_size": config.crop_size or manifest.patch_size,
             "num_classes": NUM_CLASSES,
             "class_names": list(CLASS_NAMES),
+            # The GSD the model was trained at (its dataset's): predict resamples to it.
+            MODEL_GSD_KEY: None if manifest.gsd is None else manifest.gsd.metres,
         },
         "loss": {
             "name": config.loss,

@@ -100,6 +100,7 @@ def test_metadata_says_what_produced_the_model() -> None:
         "train_size": 32,
         "num_classes": 7,
         "class_names": list(CLASS_NAMES),
+        "gsd_m": None,  # the manifest predates GSDs: unknown
     }
     assert (metadata["val_miou"], metadata["val_dice"]) == (0.25, 0.5)
     assert metadata["resumed_from_step"] == [2] and metadata["wall_time_s"] == 1.235
@@ -133,3 +134,28 @@ def test_only_the_chief_publishes(tmp_path: Path, is_chief: bool) -> None:
         assert json.loads((output / "metadata.json").read_text()) == {"steps": 1}
     else:
         assert not output.exists()
+
+
+def test_metadata_records_the_gsd_the_model_was_trained_at() -> None:
+    from dataclasses import replace
+
+    from pipelines.core.gsd import DatasetGsd, model_gsd
+
+    manifest = replace(small_manifest(), gsd=DatasetGsd(2.0, {"0.5": 2}, target=2.0))
+    metadata = build_metadata(
+        TrainConfig(data="/d", output="/m/unet/v5"),
+        strategy="default",
+        replicas=1,
+        workers=1,
+        global_batch=4,
+        steps_per_epoch=1,
+        manifest=manifest,
+        history=[],
+        resumed_from_step=[],
+        steps=1,
+        optimizer_iterations=1,
+        wall_time_s=1.0,
+    )
+    assert metadata["input"]["gsd_m"] == 2.0
+    assert model_gsd(json.loads(json.dumps(metadata))) == 2.0  # what predict reads back
+    assert metadata["data_manifest"]["gsd"]["native"] == {"0.5": 2}
