@@ -16,6 +16,11 @@ a band of at most ``tile`` rows is held, never the whole scene (png output holds
 class ids, one byte a pixel). Block-parallel output equals the single-worker path pixel for
 pixel (each block computes every global tile touching it).
 
+GSD (``resolution``, ``regrid``): a scene whose ground sample distance is not the model's
+(``metadata.json``'s ``input.gsd_m``) is resampled to it by windows, predicted there, and its
+outputs are resampled back to the scene's own grid (classes by nearest, probabilities by
+bilinear); its record says so. ``--gsd`` overrides a wrong or missing one.
+
 Nightly-safe (see ``records``): a scene is skipped iff its record is current (same input, model
 and output options) and its outputs are intact; otherwise it is predicted again. Bad scenes
 (undecodable, wrong bands, a corrupt window) go to ``<output>/errors/predict-*.jsonl`` naming
@@ -49,12 +54,14 @@ from pipelines.io.scenes import Scene, find_scenes
 from pipelines.predict import records
 from pipelines.predict.handler import FORWARD_US, METRICS_NAMESPACE
 from pipelines.predict.options import PredictOptions
+from pipelines.predict.resolution import NO_MODEL_GSD, read_model_gsd
 from pipelines.predict.transforms import (
     BLOCKS,
     NO_CRS_WARNING,
     NODATA_PIXELS,
     SCENES_FAILED,
     SCENES_PREDICTED,
+    SCENES_RESAMPLED,
     SCENES_SKIPPED,
     SCENES_WITHOUT_CRS,
     STAGE,
@@ -135,6 +142,7 @@ def run_predict(
     check_paths(input_uri, output_uri)
     model_file = resolve_model_uri(model_uri)
     model = records.model_ref(model_file)
+    model_gsd = read_model_gsd(model_file)
     scenes = find_scenes(input_uri)
     beam_options = pipeline_options(beam_args)
     scenes_per_wave = options.waves(is_local(beam_options))
@@ -148,7 +156,7 @@ def run_predict(
         results = (
             pipeline
             | "Scenes" >> beam.Create(wave)
-            | "Predict" >> PredictScenes(model_file, model, output_uri, options)
+            | "Predict" >> PredictScenes(model_file, model, output_uri, options, model_gsd)
         )
         _ = results["errors"] | "WriteErrors" >> beam.io.WriteToText(
             errors_prefix, file_name_suffix=".jsonl", shard_name_template="", skip_if_empty=True
@@ -178,6 +186,12 @@ def run_predict(
         "nodata_pixels": totals[NODATA_PIXELS],
         "blocks": totals[BLOCKS],
         "tta": options.tta,
+        "gsd": {
+            "model_m": model_gsd,
+            "override_m": options.gsd,
+            "resampled_scenes": totals[SCENES_RESAMPLED],
+            **({} if model_gsd is not None else {"note": NO_MODEL_GSD}),
+        },
         "warnings": warnings,
         "timings": {
             "wall_s": round(time.perf_counter() - started, 3),
@@ -196,5 +210,6 @@ _COUNTERS = (
     TILES_SKIPPED_NODATA,
     NODATA_PIXELS,
     BLOCKS,
+    SCENES_RESAMPLED,
     FORWARD_US,
 )

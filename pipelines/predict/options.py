@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.core import tiling
+from pipelines.core.gsd import DEEPGLOBE_GSD_M, check_gsd
 from pipelines.core.options import check_fields, option
 from pipelines.core.tiling import TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE, TTA_MODES
 
@@ -60,6 +61,15 @@ class PredictOptions:
         False,
         help="also write {id}_probs.npz (png: float16 H×W×7) or {id}_probs.tif (cog: uint8 band "
         "per class); cog scenes are then not split into blocks",
+    )
+    gsd: float | None = option(
+        None,
+        help="ground sample distance of every input scene in metres per pixel, overriding a "
+        "wrong or missing georeference; none: a GeoTIFF's transform in its CRS's units, "
+        f"{DEEPGLOBE_GSD_M:g} m (DeepGlobe's) for JPEG/PNG. A scene at another GSD than the "
+        "model's (metadata.json) is predicted at the model's and written on its own grid",
+        check=check_gsd,
+        metavar="METRES",
     )
     overwrite: bool = option(False, help="re-predict scenes that are done")
     scenes_per_wave: int | None = option(

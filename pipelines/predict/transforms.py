@@ -11,13 +11,17 @@ Per scene::
 
 Each block computes every tile of the global tile grid that touches it, so the stitch of a block
 is bit-identical to the same pixels of a whole-scene stitch (``pipelines.core.stitching``).
+
+A scene at another GSD than the model's is predicted on the model's grid and written back on its
+own (``pipelines.predict.regrid``; which GSD: ``pipelines.predict.resolution``); blocks and
+outputs stay on the scene's grid.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import apache_beam as beam
@@ -27,6 +31,7 @@ from apache_beam.utils.shared import Shared
 
 from pipelines.core.errors import BadInputError, ErrorRecord
 from pipelines.core.geo import OutputTooLargeError, PixelWindow, block_grid, check_output_limits
+from pipelines.core.gsd import Gsd
 from pipelines.core.palette import NUM_CLASSES
 from pipelines.core.provenance import InputRef, ModelRef, output_fingerprint
 from pipelines.io import imaging, storage
@@ -38,6 +43,8 @@ from pipelines.predict import records
 from pipelines.predict.handler import FORWARD_US, METRICS_NAMESPACE
 from pipelines.predict.options import PredictOptions
 from pipelines.predict.outputs import MASK_COG_SUFFIX, BlockSink, CogSceneSink, PngSceneSink
+from pipelines.predict.regrid import ModelGrid, predict_on_model_grid
+from pipelines.predict.resolution import scene_resolution
 from pipelines.predict.streaming import ArraySource, RasterSource, RegionStats, predict_region
 
 STAGE = "predict"  # the stage named in error records and error file names
@@ -49,6 +56,7 @@ TILES_RUN = "tiles_run"
 TILES_SKIPPED_NODATA = "tiles_skipped_nodata"
 NODATA_PIXELS = "nodata_pixels"
 BLOCKS = "blocks"
+SCENES_RESAMPLED = "scenes_resampled"
 NO_CRS_WARNING = "no CRS: output has no georeference"
 BLOCKS_DIR = "_blocks"  # block GeoTIFFs of scenes being assembled (deleted after assembly)
 # GDAL's raster block cache defaults to 5% of the machine's RAM (6.4 GB on a 128 GB worker), and
@@ -76,9 +84,19 @@ class SceneTask:
     info: RasterInfo | None  # None: a DeepGlobe JPEG/PNG decoded whole by PIL, png output
     block: PixelWindow | None = None
     blocks: int = 1
+    scene_gsd: Gsd | None = None  # set when the scene is predicted on the model's grid
+    model_gsd: float | None = None
+    gsd: dict[str, Any] = field(default_factory=dict)  # the record's facts when not resampled
 
-    def summary(self, stats: RegionStats) -> dict[str, Any]:
-        """The facts the scene's record and the job summary carry."""
+    def model_grid(self, height: int, width: int) -> ModelGrid | None:
+        """The scene's grid at the model's GSD, or None when it is predicted on its own."""
+        if self.scene_gsd is None or self.model_gsd is None:
+            return None
+        return ModelGrid.of(height, width, self.scene_gsd, self.model_gsd)
+
+    def summary(self, stats: RegionStats, shape: tuple[int, int] | None = None) -> dict[str, Any]:
+        """The facts the scene's record and the job summary carry (``shape``: the scene's, when
+        ``info`` does not say it)."""
         crs = self.info.crs if self.info is not None else None
         warnings = [NO_CRS_WARNING] if self.info is not None and crs is None else []
         return {
@@ -92,8 +110,15 @@ class SceneTask:
             "tiles_run": stats.tiles_run,
             "tiles_skipped_nodata": stats.tiles_skipped_nodata,
             "tta": self.options["tta"],
+            "gsd": self._gsd_facts(shape),
             "seconds": round(stats.seconds, 3),
         }
+
+    def _gsd_facts(self, shape: tuple[int, int] | None) -> dict[str, Any]:
+        if shape is None and self.info is not None:
+            shape = (self.info.height, self.info.width)
+        grid = self.model_grid(*shape) if shape is not None else None
+        return grid.describe() if grid is not None else dict(self.gsd)
 
 
 @dataclass(frozen=True)
@@ -118,8 +143,15 @@ ERRORS = "errors"
 class PlanScene(beam.DoFn):
     """Scene → its work (one task, or one per block), nothing when done, or an error line."""
 
-    def __init__(self, output_uri: str, options: PredictOptions, model: ModelRef) -> None:
+    def __init__(
+        self,
+        output_uri: str,
+        options: PredictOptions,
+        model: ModelRef,
+        model_gsd: float | None = None,
+    ) -> None:
         self.output_uri, self.options, self.model = output_uri, options, model
+        self.model_gsd = model_gsd
         self.failed = Metrics.counter(METRICS_NAMESPACE, SCENES_FAILED)
         self.skipped = Metrics.counter(METRICS_NAMESPACE, SCENES_SKIPPED)
 
@@ -151,12 +183,26 @@ class PlanScene(beam.DoFn):
         if fmt == "png" and pil:
             info = None
         opts = records.prediction_options(self.options.output_options(fmt))
+        scene_gsd, gsd_facts = scene_resolution(scene.uri, info, self.options.gsd, self.model_gsd)
+        if scene_gsd is not None:  # the resampling changes the output bytes: fingerprinted
+            opts["gsd"] = {"scene_m": [scene_gsd.x, scene_gsd.y], "model_m": self.model_gsd}
         fingerprint = output_fingerprint(source, self.model, opts)
         out = self.output_uri
         if not self.options.overwrite and records.scene_is_done(out, scene.scene_id, fingerprint):
             return []
         records.retract(out, scene.scene_id)
-        task = SceneTask(scene.scene_id, scene.uri, fmt, source, opts, fingerprint, info)
+        task = SceneTask(
+            scene.scene_id,
+            scene.uri,
+            fmt,
+            source,
+            opts,
+            fingerprint,
+            info,
+            scene_gsd=scene_gsd,
+            model_gsd=self.model_gsd,
+            gsd=gsd_facts,
+        )
         if fmt != "cog" or info is None:
             return [task]
         check_output_limits(info.width, info.height, NUM_CLASSES)  # before any compute
@@ -199,6 +245,7 @@ class PredictBlock(beam.DoFn):
         self.nodata = Metrics.counter(METRICS_NAMESPACE, NODATA_PIXELS)
         self.no_crs = Metrics.counter(METRICS_NAMESPACE, SCENES_WITHOUT_CRS)
         self.blocks = Metrics.counter(METRICS_NAMESPACE, BLOCKS)
+        self.resampled = Metrics.counter(METRICS_NAMESPACE, SCENES_RESAMPLED)
 
     def setup(self) -> None:
         from models import serving  # TensorFlow: only in the worker that runs the model
@@ -235,20 +282,27 @@ class PredictBlock(beam.DoFn):
         if decoded_by_pil(task.uri):
             image = imaging.decode_image_bytes(_read(task.uri), task.uri)
             source: Any = ArraySource(image)
-            stats = predict_region(
-                source, self._predict_fn(), make_sink(*image.shape[:2]), **kwargs
-            )
+            stats = self._predict(task, source, make_sink(*image.shape[:2]), kwargs)
         else:
             with open_raster(task.uri) as reader:
                 check_rgb(reader.info)
                 source = RasterSource(reader)
                 sink = make_sink(source.height, source.width)
-                stats = predict_region(source, self._predict_fn(), sink, **kwargs)
+                stats = self._predict(task, source, sink, kwargs)
         self.forward_us.inc(int(stats.forward_s * 1e6))
         self.tiles_run.inc(stats.tiles_run)
         self.tiles_skipped.inc(stats.tiles_skipped_nodata)
         self.nodata.inc(stats.nodata_pixels)
         return stats
+
+    def _predict(
+        self, task: SceneTask, source: Any, sink: Any, kwargs: dict[str, Any]
+    ) -> RegionStats:
+        """On the scene's own grid, or through the model's grid when the GSDs differ."""
+        grid = task.model_grid(source.height, source.width)
+        if grid is None:
+            return predict_region(source, self._predict_fn(), sink, **kwargs)
+        return predict_on_model_grid(source, self._predict_fn(), sink, grid, **kwargs)
 
     def process(self, task: SceneTask) -> Iterator[Any]:
         with gdal_env():
@@ -281,8 +335,8 @@ class PredictBlock(beam.DoFn):
             for sink in sinks:
                 sink.close()
         records.fault_point("after-mask-before-record")
-        summary = task.summary(stats)
         height, width = sinks[0].height, sinks[0].width
+        summary = task.summary(stats, (height, width))
         summary["height"], summary["width"] = height, width
         records.commit(
             self.output_uri,
@@ -294,6 +348,8 @@ class PredictBlock(beam.DoFn):
             summary=summary,
         )
         self.predicted.inc()
+        if task.scene_gsd is not None:
+            self.resampled.inc()
         if task.info is not None and task.info.crs is None:
             self.no_crs.inc()
         yield task.scene_id, stats
@@ -328,6 +384,7 @@ class AssembleScene(beam.DoFn):
         self.predicted = Metrics.counter(METRICS_NAMESPACE, SCENES_PREDICTED)
         self.failed = Metrics.counter(METRICS_NAMESPACE, SCENES_FAILED)
         self.no_crs = Metrics.counter(METRICS_NAMESPACE, SCENES_WITHOUT_CRS)
+        self.resampled = Metrics.counter(METRICS_NAMESPACE, SCENES_RESAMPLED)
 
     def process(self, element: tuple[str, Iterable[BlockResult]]) -> Iterator[Any]:
         with gdal_env():
@@ -370,6 +427,8 @@ class AssembleScene(beam.DoFn):
         finally:
             storage.delete([uri for uri in written if storage.exists(uri)])
         self.predicted.inc()
+        if task.scene_gsd is not None:
+            self.resampled.inc()
         if task.info.crs is None:
             self.no_crs.inc()
         yield scene_id, stats
@@ -379,15 +438,21 @@ class PredictScenes(beam.PTransform):
     """Scenes → predicted scenes (main output: (scene id, stats)) and error lines (``errors``)."""
 
     def __init__(
-        self, model_file_uri: str, model: ModelRef, output_uri: str, options: PredictOptions
+        self,
+        model_file_uri: str,
+        model: ModelRef,
+        output_uri: str,
+        options: PredictOptions,
+        model_gsd: float | None = None,
     ) -> None:
         super().__init__()
         self.model_file_uri, self.model = model_file_uri, model
         self.output_uri, self.options = output_uri, options
+        self.model_gsd = model_gsd
 
     def expand(self, scenes: beam.PCollection) -> dict[str, beam.PCollection]:
         planned = scenes | "Plan" >> beam.ParDo(
-            PlanScene(self.output_uri, self.options, self.model)
+            PlanScene(self.output_uri, self.options, self.model, self.model_gsd)
         ).with_outputs(ERRORS, main="tasks")
         predicted = (
             planned.tasks

@@ -80,6 +80,8 @@ def test_recorded_options_leave_out_where_records_are() -> None:
         "num_shards": "auto",
         "mask_kind": "auto",
         "label_map": None,
+        "gsd": None,
+        "target_gsd": None,
     }
     moved = preprocess_options({"seed": 4}, input_uri="/b/raw", output_uri="/b/records/x")
     assert recorded_options(moved) == recorded

@@ -39,6 +39,10 @@ def test_bad_values_fail_when_made_naming_the_option() -> None:
         PredictOptions(format="jpeg")
     with pytest.raises(ValueError, match="block_size must be >= 0"):
         PredictOptions(block_size=-1)
+    with pytest.raises(ValueError, match="gsd must be a positive number of metres per pixel"):
+        PredictOptions(gsd=-0.5)
+    with pytest.raises(ValueError, match="gsd must be a positive number"):
+        PredictOptions(gsd=float("inf"))
 
 
 def test_only_what_changes_the_output_bytes_is_fingerprinted() -> None:
@@ -52,7 +56,9 @@ def test_only_what_changes_the_output_bytes_is_fingerprinted() -> None:
         "probabilities": False,
     }
     assert base.output_options("cog")["class_ids"] is False  # a cog mask holds the ids
-    for how_not_what in ({"batch_size": 4}, {"block_size": 0}, {"overwrite": True}):
+    # --gsd changes the bytes only through the resampling it causes, which the job fingerprints
+    # per scene (its GSD and the model's), so a --gsd that changes nothing re-predicts nothing.
+    for how_not_what in ({"batch_size": 4}, {"block_size": 0}, {"overwrite": True}, {"gsd": 1.0}):
         other = PredictOptions(tile=64, overlap=16, class_ids=True, **how_not_what)  # type: ignore[arg-type]
         assert other.output_options("png") == base.output_options("png")
     assert PredictOptions(tta="flip").output_options("png") != PredictOptions().output_options(
@@ -78,6 +84,7 @@ def test_every_option_is_a_flag_with_its_default() -> None:
     argv = ["--model", "m", "--input", "i", "--output", "o", "--tile", "256", "--overlap", "32"]
     argv += ["--batch-size", "2", "--format", "cog", "--tta", "d4", "--block-size", "0"]
     argv += ["--class-ids", "--probabilities", "--overwrite", "--scenes-per-wave", "3"]
+    argv += ["--gsd", "2.5"]
     assert options_from_args(build_parser().parse_args(argv)) == PredictOptions(
         tile=256,
         overlap=32,
@@ -89,6 +96,7 @@ def test_every_option_is_a_flag_with_its_default() -> None:
         probabilities=True,
         overwrite=True,
         scenes_per_wave=3,
+        gsd=2.5,
     )
 
 
