@@ -2,10 +2,11 @@
 
 :data:`DEPLOYMENTS` is the single definition. :func:`runner_deployments` turns it into
 ``RunnerDeployment`` objects for ``prefect.serve`` (the embedded default: one local process runs
-every flow), and ``infra/prefect.yaml`` spells out the same deployments for ``prefect deploy``
-onto work pools; ``tests/infra/test_prefect_yaml.py`` checks that the two agree field by field.
+every flow), and ``infra/prefect.yaml``, generated from it (``python -m infra.generated``),
+spells out the same deployments for ``prefect deploy`` onto work pools.
 
-- ``train/landcover``: started by ``imagery-drop`` (new labels) or by hand; CPU process pool.
+- ``train/landcover``: started by ``imagery-drop`` (new labels) or by hand; CPU process pool;
+  trains every architecture of ``models.registry`` (its description lists them from there).
 - ``train-model/landcover``: started by ``train``, once per architecture; GPU pool (Vertex AI).
 - ``imagery-drop/landcover``: event ``landcover.imagery.dropped``; CPU process pool.
 - ``nightly-inference/landcover``: cron ``0 2 * * *`` (UTC); CPU process pool.
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flows.drops.events import drop_trigger
+from models.registry import ARCHITECTURES, architectures_text
 
 DEPLOYMENT_NAME = "landcover"
 ROOT_PLACEHOLDER = "{{ $LANDCOVER_ROOT }}"
@@ -70,8 +72,9 @@ class DeploymentSpec:
 DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
     DeploymentSpec(
         entrypoint="flows/train.py:train",
-        description="Preprocess raw/ (if changed), train both architectures, evaluate on the val "
-        "scenes, promote the better model if it beats the promoted one.",
+        description=f"Preprocess raw/ (if changed), train the {len(ARCHITECTURES)} registered "
+        f"architectures ({architectures_text(sep=', ')}), evaluate each on the val scenes, "
+        "promote the best if it beats the promoted model.",
         work_pool=PROCESS_POOL,
         parameters={"root": ROOT_PLACEHOLDER, "train_deployment": f"train-model/{DEPLOYMENT_NAME}"},
         # Promotion is read-compare-write on one pointer: never two training runs at once.

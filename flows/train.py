@@ -84,7 +84,7 @@ def prepare_records(
     recorded = recorded_options(options)
     digest = fingerprint(inputs, recorded)
     previous = tasks.read_json(layout.fingerprint_file(dataset))
-    written = tasks.read_json(storage.join(current_records(records), MANIFEST_NAME))
+    written = published_manifest(records)
     if previous and previous.get("fingerprint") == digest and written is not None:
         logger.info(
             "records %s are up to date (%d input files): skipping preprocess", records, len(inputs)
@@ -99,14 +99,19 @@ def prepare_records(
     return manifest, True
 
 
-def current_records(records: str) -> str:
-    """The folder holding the dataset's manifest: its published version, or a legacy root."""
-    from pipelines.io import versions
+def published_manifest(records: str) -> dict[str, Any] | None:
+    """The manifest of the dataset published at ``records``, or None when none is readable.
+
+    Which folder that is is :func:`pipelines.io.records.resolve_dataset`'s answer, the same one
+    training reads (its current version, or a legacy folder holding the manifest itself).
+    """
+    from pipelines.io.records import resolve_dataset
 
     try:
-        return versions.resolve(records)
-    except (FileNotFoundError, ValueError):
-        return records
+        folder = resolve_dataset(records)
+    except (FileNotFoundError, ValueError):  # none published yet, or an unreadable pointer
+        return None
+    return tasks.read_json(storage.join(folder, MANIFEST_NAME))
 
 
 # ---- step 2: candidates (the dispatch of one training run per architecture) -----------------

@@ -310,3 +310,34 @@ def test_deployed_training_starts_one_run_per_arch_and_reads_their_metadata(
     )
     with pytest.raises(RuntimeError, match="did not complete"):
         train(root=str(root_with_raw), train_deployment="train-model/landcover", **SMALL)
+
+
+def test_the_up_to_date_check_reads_the_folder_training_reads(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    """One answer to "which folder is the dataset": the published version, else a legacy one."""
+    from flows.train import published_manifest
+    from pipelines.io import versions
+    from pipelines.io.records import resolve_dataset
+
+    dataset = Layout(str(tmp_path)).records("default")
+    assert published_manifest(dataset) is None  # nothing published: preprocess runs
+    legacy = _manifest({"train": ["1"], "val": ["2"]})
+    Path(dataset).mkdir(parents=True)
+    write_manifest(dataset, legacy)  # a pre-versions dataset: its manifest in the root
+    assert published_manifest(dataset) == legacy.to_dict()
+    assert resolve_dataset(dataset) == dataset
+
+    version_id, folder = versions.new_version(dataset)
+    published = _manifest({"train": ["1", "3"], "val": ["2"]})
+    Path(folder).mkdir(parents=True)
+    write_manifest(folder, published)
+    versions.publish(dataset, version_id)
+    # The published version wins over the legacy manifest still in the root, for both readers.
+    assert published_manifest(dataset) == published.to_dict() != legacy.to_dict()
+    assert resolve_dataset(dataset) == folder
+    # A pointer to a version that is gone: training refuses it, the flow preprocesses again.
+    Path(folder, "manifest.json").unlink()
+    with pytest.raises(FileNotFoundError, match="points at version"):
+        resolve_dataset(dataset)
+    assert published_manifest(dataset) is None
