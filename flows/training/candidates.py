@@ -15,7 +15,7 @@ from typing import Any
 
 from flows import tasks
 from flows.layout import Layout
-from flows.options import train_config
+from flows.options import train_config, with_preset
 from models.train.config import TrainConfig
 from pipelines.core.naming import METADATA_FILE
 from pipelines.io import storage
@@ -63,10 +63,11 @@ def candidate_configs(
     dataset: str,
     version: str,
 ) -> dict[str, TrainConfig]:
-    """arch → its validated :class:`TrainConfig`: the flow's defaults, then ``training``."""
+    """arch → its validated :class:`TrainConfig`: the flow's defaults, then the values of
+    ``training["preset"]`` (as ``landcover train --preset``), then ``training`` itself."""
     if not archs:
         raise ValueError("archs is empty: name at least one architecture")
-    overrides = {**FLOW_TRAINING, **(training or {})}
+    overrides = {**FLOW_TRAINING, **with_preset(training)}
     return {
         arch: train_config(
             overrides,

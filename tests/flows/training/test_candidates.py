@@ -76,3 +76,25 @@ def test_read_candidates_names_a_run_that_left_no_metadata(
     lost = TrainConfig(data="d", output=str(tmp_path / "resnet50_unet"))
     with pytest.raises(FileNotFoundError, match=r"resnet50_unet run completed without .*metadata"):
         read_candidates({"unet": done, "resnet50_unet": lost})
+
+
+def test_a_preset_sets_its_values_between_the_flow_defaults_and_the_overrides() -> None:
+    """``training: {"preset": "cpu"}`` trains as ``landcover train --preset cpu`` would."""
+    from models.train.config import PRESETS
+
+    (config,) = candidate_configs(
+        ["unet"],
+        {"preset": "cpu", "base_filters": 8},
+        layout=Layout("/r"),
+        dataset="d",
+        version="v",
+    ).values()
+    cpu = PRESETS["cpu"]
+    assert config.preset == "cpu"
+    assert (config.crop_size, config.mixed_precision) == (cpu["crop_size"], cpu["mixed_precision"])
+    assert config.base_filters == 8  # an explicit override beats the preset
+    assert config.epochs == FLOW_TRAINING["epochs"]  # the preset does not set epochs
+    with pytest.raises(ValueError, match="unknown preset 'tpu'"):
+        candidate_configs(
+            ["unet"], {"preset": "tpu"}, layout=Layout("/r"), dataset="d", version="v"
+        )
