@@ -25,6 +25,7 @@ this supervisor, which then stops them in order.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -47,6 +48,10 @@ DEFAULT_PORT = 4200
 # The server has no authentication: it listens on loopback unless told otherwise (--host).
 DEFAULT_HOST = "127.0.0.1"
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+# ``user:password``: Prefect's basic auth. Given to ``up``, the server requires it (as
+# PREFECT_SERVER_API_AUTH_STRING) and every child and ``up`` itself sends it.
+AUTH_ENV = "PREFECT_API_AUTH_STRING"
+SERVER_AUTH_ENV = "PREFECT_SERVER_API_AUTH_STRING"
 READY_LINE = "landcover is up"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -122,7 +127,17 @@ def server_env(home: Path, host: str, port: int) -> dict[str, str]:
             "PREFECT_UI_API_URL": ui_api_url(host, port),
         }
     )
+    if env.get(AUTH_ENV) and not env.get(SERVER_AUTH_ENV):
+        env[SERVER_AUTH_ENV] = env[AUTH_ENV]
     return env
+
+
+def auth_headers() -> dict[str, str]:
+    """The basic-auth header for ``up``'s own API calls, when an auth string is set."""
+    auth = os.environ.get(AUTH_ENV) or os.environ.get(SERVER_AUTH_ENV)
+    if not auth:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
 
 
 def prefect_executable() -> str:
@@ -199,7 +214,8 @@ def describe(proc: subprocess.Popen[bytes]) -> str:
 
 def _get_json(url: str, body: dict[str, Any] | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **auth_headers()}
+    request = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read() or b"null")
 
@@ -445,8 +461,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     server_log = open(logs / "server.log", "ab")  # noqa: SIM115 - closed in finally
     try:
         print(f"starting the Prefect server on {ui} (log: {logs / 'server.log'}) …", flush=True)
-        if args.host != DEFAULT_HOST:
-            print(f"warning: the Prefect API (no login) listens on {args.host}", file=sys.stderr)
+        if args.host != DEFAULT_HOST and not auth_headers():
+            print(
+                f"warning: the Prefect API listens on {args.host} without a login; set "
+                f"{AUTH_ENV}=user:password to require one",
+                file=sys.stderr,
+            )
         server = start_server(home, args.port, server_log, args.host)
         procs.append(server)
         wait_until(lambda: server_healthy(api), args.timeout, "the Prefect server", procs)

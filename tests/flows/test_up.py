@@ -459,3 +459,20 @@ def test_the_ui_on_a_non_default_port_signals_and_a_second_start(
     finally:
         again.stop()
     assert not port_in_use(port)
+
+
+def test_one_auth_string_guards_the_server_and_is_sent_by_up_and_its_children(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREFECT_SERVER_API_AUTH_STRING", raising=False)
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    assert up_module.auth_headers() == {}
+    assert "PREFECT_SERVER_API_AUTH_STRING" not in up_module.server_env(tmp_path, "0.0.0.0", 1)
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "admin:s3cret")
+    assert up_module.server_env(tmp_path, "0.0.0.0", 1)["PREFECT_SERVER_API_AUTH_STRING"] == (
+        "admin:s3cret"
+    )
+    assert up_module.child_env(tmp_path, "http://x/api")["PREFECT_API_AUTH_STRING"] == (
+        "admin:s3cret"
+    )
+    assert up_module.auth_headers() == {"Authorization": "Basic YWRtaW46czNjcmV0"}
