@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test lint typecheck contracts env clean
+.PHONY: demo test lint typecheck contracts generated browser env clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -34,11 +34,28 @@ lint: env
 	$(VENV)/bin/ruff format --check .
 
 typecheck: env
-	$(VENV)/bin/mypy pipelines models flows
+	$(VENV)/bin/mypy pipelines models flows infra
 
 # The import contracts of pyproject.toml's [tool.importlinter] (DESIGN.md "Layout").
 contracts: env
 	$(VENV)/bin/lint-imports
+
+# infra/prefect.yaml and the Dataflow templates, rewritten from the Python definitions
+# (tests/infra/test_generated.py fails while they are stale).
+generated: env
+	$(VENV)/bin/python -m infra.generated
+
+# The system packages of the UI's browser test (tests/flows/test_up.py): Debian's chromium and
+# its driver, via apt (root or sudo). Idempotent; .ci/run runs it before `make test`, where the
+# test must run (it skips locally without them).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "chromium and chromedriver are installed"; \
+	else \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
 
 test: lint typecheck contracts
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -2,10 +2,11 @@
 
 :data:`DEPLOYMENTS` is the single definition. :func:`runner_deployments` turns it into
 ``RunnerDeployment`` objects for ``prefect.serve`` (the embedded default: one local process runs
-every flow), and ``infra/prefect.yaml`` spells out the same deployments for ``prefect deploy``
-onto work pools; ``tests/infra/test_prefect_yaml.py`` checks that the two agree field by field.
+every flow), and ``infra/prefect.yaml``, generated from it (``python -m infra.generated``),
+spells out the same deployments for ``prefect deploy`` onto work pools.
 
-- ``train/landcover``: started by ``imagery-drop`` (new labels) or by hand; CPU process pool.
+- ``train/landcover``: started by ``imagery-drop`` (new labels) or by hand; CPU process pool;
+  trains every architecture of ``models.registry`` (its description lists them from there).
 - ``train-model/landcover``: started by ``train``, once per architecture; GPU pool (Vertex AI).
 - ``imagery-drop/landcover``: event ``landcover.imagery.dropped``; CPU process pool.
 - ``nightly-inference/landcover``: cron ``0 2 * * *`` (UTC); CPU process pool.
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from flows.drops.events import drop_trigger
+from models.registry import ARCHITECTURES, architectures_text
 
 DEPLOYMENT_NAME = "landcover"
 ROOT_PLACEHOLDER = "{{ $LANDCOVER_ROOT }}"
@@ -50,6 +53,9 @@ class DeploymentSpec:
     tags: tuple[str, ...] = ("landcover",)
     concurrency_limit: int | None = None
     name: str = DEPLOYMENT_NAME
+    # Where this flow's parameters take training overrides (TrainConfig fields), if anywhere:
+    # ("training",) for the train flow, ("train_parameters", "training") for the drop flow.
+    training_path: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -63,19 +69,35 @@ class DeploymentSpec:
     def load_flow(self) -> Any:
         return getattr(importlib.import_module(self.module), self.function)
 
-    def resolved_parameters(self, root: str) -> dict[str, Any]:
-        return {k: (root if v == ROOT_PLACEHOLDER else v) for k, v in self.parameters.items()}
+    def resolved_parameters(
+        self, root: str, training: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The parameters with ``root`` filled in and, where the flow takes them, ``training``
+        overrides (how ``landcover up --train-preset`` sizes drop-triggered retraining)."""
+        resolved: dict[str, Any] = {
+            k: (root if v == ROOT_PLACEHOLDER else v) for k, v in self.parameters.items()
+        }
+        if training and self.training_path:
+            *outer, last = self.training_path
+            target: dict[str, Any] = resolved
+            for key in outer:  # copies: the definitions' own dicts stay as they are
+                target[key] = dict(target.get(key) or {})
+                target = target[key]
+            target[last] = {**target.get(last, {}), **training}
+        return resolved
 
 
 DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
     DeploymentSpec(
         entrypoint="flows/train.py:train",
-        description="Preprocess raw/ (if changed), train both architectures, evaluate on the val "
-        "scenes, promote the better model if it beats the promoted one.",
+        description=f"Preprocess raw/ (if changed), train the {len(ARCHITECTURES)} registered "
+        f"architectures ({architectures_text(sep=', ')}), evaluate each on the val scenes, "
+        "promote the best if it beats the promoted model.",
         work_pool=PROCESS_POOL,
         parameters={"root": ROOT_PLACEHOLDER, "train_deployment": f"train-model/{DEPLOYMENT_NAME}"},
         # Promotion is read-compare-write on one pointer: never two training runs at once.
         concurrency_limit=1,
+        training_path=("training",),
     ),
     DeploymentSpec(
         entrypoint="flows/train.py:train_model",
@@ -90,6 +112,7 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         work_pool=PROCESS_POOL,
         parameters={"root": ROOT_PLACEHOLDER, "train_deployment": f"train/{DEPLOYMENT_NAME}"},
         triggers=(drop_trigger(),),
+        training_path=("train_parameters", "training"),
     ),
     DeploymentSpec(
         entrypoint="flows/inference.py:nightly_inference",
@@ -102,8 +125,13 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
 )
 
 
-def runner_deployments(root: str, specs: Sequence[DeploymentSpec] = DEPLOYMENTS) -> list[Any]:
-    """``RunnerDeployment`` objects for ``prefect.serve`` with ``root`` filled in.
+def runner_deployments(
+    root: str,
+    specs: Sequence[DeploymentSpec] = DEPLOYMENTS,
+    training: Mapping[str, Any] | None = None,
+) -> list[Any]:
+    """``RunnerDeployment`` objects for ``prefect.serve`` with ``root`` (and ``training``
+    overrides, see :meth:`DeploymentSpec.resolved_parameters`) filled in.
 
     Serving ignores work pools (the serving process runs every flow itself) and ``paused``
     is left to Prefect: a stopped ``serve`` pauses its deployments, a new one resumes them.
@@ -119,7 +147,7 @@ def runner_deployments(root: str, specs: Sequence[DeploymentSpec] = DEPLOYMENTS)
             flow.to_deployment(
                 name=spec.name,
                 description=spec.description,
-                parameters=spec.resolved_parameters(root),
+                parameters=spec.resolved_parameters(root, training),
                 schedule=CronSchedule(cron=spec.cron, timezone=TIMEZONE) if spec.cron else None,
                 triggers=[DeploymentEventTrigger(**t) for t in spec.triggers] or None,
                 tags=list(spec.tags),
@@ -132,11 +160,14 @@ def runner_deployments(root: str, specs: Sequence[DeploymentSpec] = DEPLOYMENTS)
     return deployments
 
 
-def serve(root: str, *, limit: int | None = None) -> None:
+def serve(
+    root: str, *, limit: int | None = None, training: Mapping[str, Any] | None = None
+) -> None:
     """Serve every deployment from this process until it is stopped (SIGTERM or Ctrl-C)."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*runner_deployments(root), limit=limit, print_starting_message=True)
+    deployments = runner_deployments(root, training=training)
+    prefect_serve(*deployments, limit=limit, print_starting_message=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,8 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--root", required=True, help="data root (folder or gs:// URI)")
     parser.add_argument("--limit", type=int, default=None, help="max concurrent flow runs")
+    parser.add_argument(
+        "--training",
+        type=json.loads,
+        default=None,
+        help='TrainConfig overrides (JSON) for the flows that train, e.g. {"preset": "cpu"}',
+    )
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    serve(args.root, limit=args.limit)
+    serve(args.root, limit=args.limit, training=args.training)
     return 0
 
 

@@ -1,11 +1,13 @@
-"""Where everything lives under one root URI (DESIGN.md's data layout), and input fingerprints.
+"""Where everything lives under one root URI (the data layout), and input fingerprints.
 
 ```
 <root>/raw/{id}_sat.jpg, {id}_mask.png          labeled scenes (training input)
 <root>/incoming/{id}_sat.*                       unlabeled scenes waiting for inference
 <root>/drops/<drop>/… + _DONE                    the local drop folder the watcher watches
 <root>/rejected/<drop>/…, errors.jsonl           files of a drop that failed validation
-<root>/records/<dataset>/…, manifest.json, fingerprint.json
+<root>/records/<dataset>/CURRENT, versions/<id>/  a dataset: its published version holds the
+                                                 shards, errors/ and manifest.json
+<root>/records/<dataset>/fingerprint.json        the inputs + options it was made from
 <root>/models/<arch>/<version>/model.keras, metadata.json
 <root>/models/promoted.json                      pointer to the promoted model (registry.py)
 <root>/predictions/<model version>/{id}_mask.png
@@ -17,6 +19,11 @@
 Drops are kept apart from ``incoming/``: a drop is unpacked by the ``imagery-drop`` flow, which
 moves labeled pairs into ``raw/`` and unlabeled scenes into ``incoming/`` (a flat folder that
 batch inference globs in one level, locally and on GCS alike).
+
+Which folder *is* the dataset has one answer, :func:`pipelines.io.records.resolve_dataset`:
+:meth:`Layout.records` is the dataset's root (what preprocessing writes into and training is
+given), and its readers (training's data check, the train flow's up-to-date check) resolve it
+to the published version there.
 
 Every path is built with ``pipelines.io.storage.join``, so ``root`` may be a local folder or
 ``gs://bucket/prefix`` and the same flows run on both.
@@ -66,6 +73,7 @@ class Layout:
         return self._at("rejected", drop_id)
 
     def records(self, dataset: str) -> str:
+        """The dataset's root (versions + ``CURRENT``; read it through ``resolve_dataset``)."""
         return self._at("records", dataset)
 
     def fingerprint_file(self, dataset: str) -> str:

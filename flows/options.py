@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
-from models.train.config import TrainConfig
+from models.train.config import TrainConfig, preset_options
 from pipelines.preprocess.options import PreprocessOptions
 
 # The fields of each options class that a flow sets itself, never an override.
@@ -63,6 +63,14 @@ def train_config_of(fields: Mapping[str, Any]) -> TrainConfig:
     config = _validated(TrainConfig, "training", fields)
     config.validate()
     return config
+
+
+def with_preset(training: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Training overrides with their ``preset``'s values under them, as ``landcover train
+    --preset`` gives them (explicit values win); an unknown preset fails, naming the valid."""
+    chosen = dict(training or {})
+    preset = chosen.get("preset")
+    return {**(preset_options(preset) if preset else {}), **chosen}
 
 
 def train_config(

@@ -18,7 +18,8 @@ TRUE_WORDS = {"true", "1", "yes"}
 
 
 def translate(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
-    """``--patch_size=612`` → ``--patch-size=612``; ``--overwrite=true`` → ``--overwrite``."""
+    """``--patch_size=612`` → ``--patch-size=612``; ``--overwrite=true`` → ``--overwrite``,
+    ``--overwrite=false`` → ``--no-overwrite`` (or nothing, for a switch without that form)."""
     actions = {opt: action for action in parser._actions for opt in action.option_strings}
     out: list[str] = []
     for arg in argv:
@@ -30,9 +31,11 @@ def translate(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]
         action = actions.get(flag)
         if action is None:
             out.append(arg)  # a Beam / Dataflow option
-        elif action.nargs == 0:  # a switch: keep it only when the template says true
+        elif action.nargs == 0:  # a switch: on when the template says true
             if not has_value or value.lower() in TRUE_WORDS:
                 out.append(flag)
+            elif "--no-" + flag[2:] in action.option_strings:
+                out.append("--no-" + flag[2:])  # off, even where it defaults to on
         else:
             out.append(f"{flag}={value}" if has_value else flag)
     return out

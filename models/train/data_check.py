@@ -1,7 +1,8 @@
 """Training data checked before the first step, and fingerprinted for resume.
 
 :func:`check_training_data` resolves the dataset root to its current version
-(``pipelines.io.versions.resolve``; a legacy root with the manifest directly in it reads too),
+(``pipelines.io.records.resolve_dataset``, the one answer to "which folder is the dataset";
+a legacy root with the manifest directly in it reads too),
 then checks every shard of every split against the record count, size and sha256 the manifest
 recorded (``pipelines.io.records.verify_shards``, which reads each shard once): a truncated or
 corrupt shard is named, and so is a shard the manifest lists but the folder lacks, or a split
@@ -23,7 +24,7 @@ from pipelines.core.manifest import Manifest
 from pipelines.core.naming import basename
 from pipelines.core.provenance import fingerprint
 from pipelines.core.records import SPLITS
-from pipelines.io import records, storage, versions
+from pipelines.io import records, storage
 
 LOG = logging.getLogger("landcover.train")
 
@@ -78,7 +79,7 @@ def _verify_with_manifest_records(folder: str) -> None:
 
 def check_training_data(records_uri: str) -> DataCheck:
     """Resolve, read and verify every shard of ``records_uri`` (see the module docstring)."""
-    folder = versions.resolve(records_uri)
+    folder = records.resolve_dataset(records_uri)
     manifest = records.read_manifest(folder)
     _verify_with_manifest_records(folder)
     found: dict[str, list[ShardInfo]] = {}

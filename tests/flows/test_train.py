@@ -12,7 +12,7 @@ import pytest
 from flows import tasks
 from flows.layout import Layout
 from flows.registry import read_promoted
-from flows.train import best_candidate, labeled_inputs, paired_ids, train, val_scene_ids
+from flows.train import labeled_inputs, paired_ids, train, val_scene_ids
 from pipelines.core.manifest import Manifest
 from pipelines.core.records import RecordFormat
 from pipelines.core.tiling import PATCH_SIZE, TILE_BATCH_SIZE
@@ -49,16 +49,6 @@ def _manifest(scene_ids: dict[str, list[str]], options: dict[str, Any] | None = 
         patches={split: 4 * len(ids) for split, ids in scene_ids.items()},
         options=options,
     )
-
-
-def test_best_candidate_skips_unscored() -> None:
-    candidates = [
-        {"arch": "a", "val_miou": None},
-        {"arch": "b", "val_miou": 0.3},
-        {"arch": "c", "val_miou": 0.5},
-    ]
-    assert best_candidate(candidates) == candidates[2]
-    assert best_candidate([{"arch": "a", "val_miou": None}]) is None
 
 
 class FakeStages:
@@ -289,7 +279,7 @@ def test_deployed_training_starts_one_run_per_arch_and_reads_their_metadata(
     prefect_harness: None, root_with_raw: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With ``train_deployment`` each arch becomes a deployment run (e.g. on a GPU pool)."""
-    import flows.train as train_module
+    from flows.training import candidates
 
     stages = FakeStages({"unet": 0.4, "resnet50_unet": 0.3, "deeplabv3plus": 0.2})
     stages.install(monkeypatch)
@@ -302,7 +292,7 @@ def test_deployed_training_starts_one_run_per_arch_and_reads_their_metadata(
 
     monkeypatch.setattr(tasks, "start_deployment", start_deployment)
     monkeypatch.setattr(
-        train_module, "_wait_for_runs", lambda runs, poll_s=10.0: dict.fromkeys(runs, "COMPLETED")
+        candidates, "wait_for_runs", lambda runs, poll_s=10.0: dict.fromkeys(runs, "COMPLETED")
     )
     result = train(root=str(root_with_raw), train_deployment="train-model/landcover", **SMALL)
     assert [(n, p["arch"]) for n, p in started] == [
@@ -316,7 +306,38 @@ def test_deployed_training_starts_one_run_per_arch_and_reads_their_metadata(
     assert result["promoted"] and read_promoted(str(root_with_raw))["arch"] == "unet"  # type: ignore[index]
 
     monkeypatch.setattr(
-        train_module, "_wait_for_runs", lambda runs, poll_s=10.0: dict.fromkeys(runs, "FAILED")
+        candidates, "wait_for_runs", lambda runs, poll_s=10.0: dict.fromkeys(runs, "FAILED")
     )
     with pytest.raises(RuntimeError, match="did not complete"):
         train(root=str(root_with_raw), train_deployment="train-model/landcover", **SMALL)
+
+
+def test_the_up_to_date_check_reads_the_folder_training_reads(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    """One answer to "which folder is the dataset": the published version, else a legacy one."""
+    from flows.train import published_manifest
+    from pipelines.io import versions
+    from pipelines.io.records import resolve_dataset
+
+    dataset = Layout(str(tmp_path)).records("default")
+    assert published_manifest(dataset) is None  # nothing published: preprocess runs
+    legacy = _manifest({"train": ["1"], "val": ["2"]})
+    Path(dataset).mkdir(parents=True)
+    write_manifest(dataset, legacy)  # a pre-versions dataset: its manifest in the root
+    assert published_manifest(dataset) == legacy.to_dict()
+    assert resolve_dataset(dataset) == dataset
+
+    version_id, folder = versions.new_version(dataset)
+    published = _manifest({"train": ["1", "3"], "val": ["2"]})
+    Path(folder).mkdir(parents=True)
+    write_manifest(folder, published)
+    versions.publish(dataset, version_id)
+    # The published version wins over the legacy manifest still in the root, for both readers.
+    assert published_manifest(dataset) == published.to_dict() != legacy.to_dict()
+    assert resolve_dataset(dataset) == folder
+    # A pointer to a version that is gone: training refuses it, the flow preprocesses again.
+    Path(folder, "manifest.json").unlink()
+    with pytest.raises(FileNotFoundError, match="points at version"):
+        resolve_dataset(dataset)
+    assert published_manifest(dataset) is None

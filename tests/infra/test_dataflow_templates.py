@@ -1,4 +1,9 @@
-"""Flex-template metadata: valid, and every parameter is an option of the CLI it launches."""
+"""Flex-template metadata: valid, and every parameter is an option of the CLI it launches.
+
+The metadata is generated from the CLIs (``python -m infra.generated``;
+tests/infra/test_generated.py holds the committed files equal to it); these tests check what
+the generator makes of a parser, and the launcher that turns template arguments into flags.
+"""
 
 from __future__ import annotations
 
@@ -82,7 +87,8 @@ def test_launcher_translates_template_style_arguments(infra: Path) -> None:
         ["--model=gs://m", "--overwrite=true", "--class_ids=false", "--batch_size=2"],
         parser_for("predict"),
     )
-    assert predict == ["--model=gs://m", "--overwrite", "--batch-size=2"]
+    # A false switch is spelled off, so one that defaults to on can be turned off too.
+    assert predict == ["--model=gs://m", "--overwrite", "--no-class-ids", "--batch-size=2"]
     args, beam = parser_for("predict").parse_known_args(
         [*predict, "--input=gs://i", "--output=gs://o", "--project=p"]
     )

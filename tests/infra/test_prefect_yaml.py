@@ -1,4 +1,9 @@
-"""infra/prefect.yaml and flows/deployments.py describe the same deployments."""
+"""infra/prefect.yaml and flows/deployments.py describe the same deployments.
+
+prefect.yaml is generated from flows/deployments.py (tests/infra/test_generated.py keeps it
+current); these tests check that the generator renders each field as ``prefect deploy`` reads
+it, and that the deployments themselves are sound.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import pytest
 import yaml
 
 from flows.deployments import DEPLOYMENTS, NIGHTLY_CRON, ROOT_PLACEHOLDER, TIMEZONE, DeploymentSpec
+from infra.generated import OPTION_EXAMPLES
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -86,13 +92,10 @@ def test_stage_options_are_json_groups_the_flows_validate(monkeypatch: pytest.Mo
 
     monkeypatch.chdir(REPO)
     train = load_flow_from_entrypoint("flows/train.py:train")
-    groups = {
-        "training": {"epochs": 20, "encoder_weights": "imagenet"},
-        "preprocessing": {"patch_size": 612, "record_format": {"codec": "png"}},
-        "inference": {"tile": 612, "overlap": 64, "tta": "flip"},
-    }
+    # The examples prefect.yaml's comments show (infra/generated.py) are what the flows accept.
+    groups = {group: example for group, (example, _) in OPTION_EXAMPLES.items()}
     parameters = train.validate_parameters({"root": "gs://b/l", **groups})
-    assert parameters["inference"] == PredictOptions(tile=612, overlap=64, tta="flip")
+    assert parameters["inference"] == PredictOptions(**groups["inference"])
     assert parameters["training"] == groups["training"]
     nightly = load_flow_from_entrypoint("flows/inference.py:nightly_inference")
     parameters = nightly.validate_parameters({"root": "r", "inference": {"tile": 256}})
@@ -102,7 +105,7 @@ def test_stage_options_are_json_groups_the_flows_validate(monkeypatch: pytest.Mo
     with pytest.raises(SignatureMismatchError):  # the loose options of before are gone
         train.validate_parameters({"root": "r", "epochs": 3})
     text = (INFRA / "prefect.yaml").read_text()
-    assert all(f"#   {group}: " in text for group in groups)
+    assert all(f"#   {group}: " in text for group in ("training", "preprocessing", "inference"))
 
 
 def test_root_is_the_only_environment_specific_parameter() -> None:
@@ -142,3 +145,13 @@ def test_runner_deployments_carry_the_same_definitions(tmp_path: Path) -> None:
     spec = next(s for s in DEPLOYMENTS if s.function == "imagery_drop")
     assert normalized_trigger(trigger.model_dump()) == normalized_trigger(spec.triggers[0])
     assert deployments["train"].concurrency_limit == 1
+
+
+def test_the_train_deployment_names_every_registered_architecture(prefect_yaml: dict) -> None:
+    """No hand-written "both architectures": the list comes from models.registry."""
+    from models.registry import ARCHITECTURES
+
+    train = by_entrypoint(prefect_yaml)["flows/train.py:train"]
+    description = " ".join(train["description"].split())
+    assert f"train the {len(ARCHITECTURES)} registered architectures" in description
+    assert all(name in description for name in ARCHITECTURES)
