@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("pipelines.predict.cli", "Beam: scenes → predicted {id}_mask.png in storage"),
     "evaluate": ("pipelines.evaluate.cli", "mIoU, per-class IoU/Dice, confusion matrix, pictures"),
     "stats": ("pipelines.answers.stats_cli", "class areas (m², ha) of predicted masks, by windows"),
+    "change": ("pipelines.change.cli", "Beam: change between two dates, from→to maps and ha"),
     "up": ("flows.up", "start the embedded default: Prefect server, deployments, drop watcher"),
     "demo": ("flows.demo", "run the whole job end to end on synthetic data"),
 }

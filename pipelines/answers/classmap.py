@@ -14,6 +14,7 @@ memory. ``gs://`` maps are read from a local copy (:func:`pipelines.io.storage.l
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -176,7 +177,7 @@ def find_class_maps(uri: str) -> list[tuple[str, str]]:
         candidates = [uri]
     else:
         storage.check_readable_root(uri)
-        candidates = storage.list_files(uri)
+        candidates = list_folder(uri)
     best: dict[str, str] = {}
     for candidate in candidates:
         scene_id = mask_id_of(candidate)
@@ -185,6 +186,16 @@ def find_class_maps(uri: str) -> list[tuple[str, str]]:
         if scene_id not in best or _rank(candidate) < _rank(best[scene_id]):
             best[scene_id] = candidate
     return sorted(best.items())
+
+
+def escape_glob(text: str) -> str:
+    """``text`` matched literally by Beam's glob matching: ``[``, ``]``, ``*``, ``?`` escaped."""
+    return re.sub(r"([\[\]*?])", r"[\1]", text)
+
+
+def list_folder(uri: str) -> list[str]:
+    """Files directly in a folder, whatever characters its name holds (``[``, ``*``, spaces)."""
+    return storage.match(storage.join(escape_glob(uri), "*"))
 
 
 def _rank(uri: str) -> int:

@@ -137,25 +137,28 @@ def stats_rows(stats: Mapping[str, Any], extra: Mapping[str, Any] | None = None)
 
 
 class AreaAccumulator:
-    """Pixel counts and areas per class, added window by window (any order, no overlap)."""
+    """Pixel counts and areas per value (class ids, or change codes: ``bins``), window by window.
 
-    def __init__(self, model: AreaModel) -> None:
-        self.model = model
-        self.pixels = np.zeros(NUM_CLASSES, np.int64)
+    Windows may come in any order but must not overlap.
+    """
+
+    def __init__(self, model: AreaModel, bins: int = NUM_CLASSES) -> None:
+        self.model, self.bins = model, bins
+        self.pixels = np.zeros(bins, np.int64)
         self.nodata = 0
         self._row_weighted = model.row_areas_m2 is not None
-        self._area = np.zeros(NUM_CLASSES, np.float64)
+        self._area = np.zeros(bins, np.float64)
 
-    def add(self, window: PixelWindow, ids: np.ndarray, valid: np.ndarray) -> None:
+    def add(self, window: PixelWindow, values: np.ndarray, valid: np.ndarray) -> None:
         self.nodata += int(valid.size - np.count_nonzero(valid))
         if not self._row_weighted:
-            self.pixels += np.bincount(ids[valid], minlength=NUM_CLASSES)[:NUM_CLASSES]
+            self.pixels += np.bincount(values[valid], minlength=self.bins)[: self.bins]
             return
         # Per-row counts: each row's pixels have their own area.
-        rows = np.broadcast_to(np.arange(window.height)[:, None], ids.shape)
-        index = rows[valid].astype(np.int64) * NUM_CLASSES + ids[valid]
-        counts = np.bincount(index, minlength=window.height * NUM_CLASSES).reshape(
-            window.height, NUM_CLASSES
+        rows = np.broadcast_to(np.arange(window.height)[:, None], values.shape)
+        index = rows[valid].astype(np.int64) * self.bins + values[valid]
+        counts = np.bincount(index, minlength=window.height * self.bins).reshape(
+            window.height, self.bins
         )
         self.pixels += counts.sum(axis=0)
         area = self.model.area_of_counts(window.row_off, counts)
@@ -166,11 +169,12 @@ class AreaAccumulator:
         if self._row_weighted:
             return [float(v) for v in self._area]
         if self.model.pixel_area_m2 is None:
-            return [None] * NUM_CLASSES
+            return [None] * self.bins
         # Exact counts times one pixel's area: no summation error however large the scene.
         return [int(n) * self.model.pixel_area_m2 for n in self.pixels]
 
     def classes(self) -> tuple[ClassArea, ...]:
+        """Per class (``bins`` = the palette's classes)."""
         return tuple(
             ClassArea(i, CLASS_NAMES[i], int(self.pixels[i]), area)
             for i, area in enumerate(self.areas_m2())
