@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("pipelines.answers.stats_cli", "class areas (m², ha) of predicted masks, by windows"),
     "change": ("pipelines.change.cli", "Beam: change between two dates, from→to maps and ha"),
     "vectorize": ("pipelines.answers.vectorize_cli", "class polygons (GeoPackage | GeoParquet)"),
+    "promote": ("flows.promote", "make a trained model the one inference uses (checked, atomic)"),
     "up": ("flows.up", "start the embedded default: Prefect server, deployments, drop watcher"),
     "demo": ("flows.demo", "run the whole job end to end on synthetic data"),
 }
