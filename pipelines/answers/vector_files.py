@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pyogrio.raw
 from pyproj import CRS
+
+from pipelines.core.palette import CLASS_NAMES
 
 VECTOR_FORMATS: tuple[str, ...] = ("gpkg", "parquet")
 VECTOR_SUFFIXES: dict[str, str] = {"gpkg": "_polygons.gpkg", "parquet": "_polygons.parquet"}
@@ -52,31 +53,43 @@ def vector_name(scene_id: str, fmt: str) -> str:
 
 
 @dataclass(frozen=True)
-class Feature:
-    """One polygon: WKB geometry in the raster's CRS and its attributes."""
+class FeatureBatch:
+    """Polygons and their attributes as columns: WKB geometry in the raster's CRS, class id
+    and name, pixels, area (m², NaN when unknown) and ha."""
 
-    wkb: bytes
-    class_id: int
-    class_name: str
-    pixels: int
-    area_m2: float | None
+    wkb: np.ndarray
+    class_id: np.ndarray
+    class_name: np.ndarray
+    pixels: np.ndarray
+    area_m2: np.ndarray
+    area_ha: np.ndarray
 
-    @property
-    def area_ha(self) -> float | None:
-        return None if self.area_m2 is None else self.area_m2 / 10_000.0
+    @classmethod
+    def of(
+        cls, wkb: np.ndarray, class_id: np.ndarray, pixels: np.ndarray, area_m2: np.ndarray | None
+    ) -> FeatureBatch:
+        area = np.full(len(wkb), np.nan) if area_m2 is None else np.asarray(area_m2, np.float64)
+        return cls(
+            wkb=np.asarray(wkb, dtype=object),
+            class_id=np.asarray(class_id, dtype=np.int16),
+            class_name=np.array([CLASS_NAMES[int(c)] for c in class_id], dtype=object),
+            pixels=np.asarray(pixels, dtype=np.int64),
+            area_m2=area,
+            area_ha=area / 10_000.0,
+        )
+
+    @classmethod
+    def empty(cls) -> FeatureBatch:
+        return cls.of(np.array([], object), np.array([], np.int16), np.array([], np.int64), None)
+
+    def __len__(self) -> int:
+        return len(self.wkb)
 
 
 class VectorWriter(Protocol):
-    def write(self, features: Sequence[Feature]) -> None: ...
+    def write(self, batch: FeatureBatch) -> None: ...
 
     def close(self) -> None: ...
-
-
-def _column(features: Sequence[Feature], name: str, dtype: str) -> np.ndarray:
-    values = [getattr(f, name) for f in features]
-    if dtype == "float64":
-        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    return np.array(values, dtype=dtype)
 
 
 class GeoPackageWriter:
@@ -86,31 +99,28 @@ class GeoPackageWriter:
         self.path, self.crs = path, crs_wkt
         self._created = False
 
-    def write(self, features: Sequence[Feature]) -> None:
-        if not features and self._created:
+    def write(self, batch: FeatureBatch) -> None:
+        if not len(batch) and self._created:
             return
         with warnings.catch_warnings():
             # A raster without a CRS gives polygons without one, on purpose (pixel coordinates).
             warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
-            self._write(features)
+            pyogrio.raw.write(
+                self.path,
+                batch.wkb,
+                [getattr(batch, name) for name, _, _ in FIELDS],
+                [name for name, _, _ in FIELDS],
+                layer=LAYER,
+                driver="GPKG",
+                geometry_type="Polygon",
+                crs=self.crs,
+                append=self._created,
+            )
         self._created = True
-
-    def _write(self, features: Sequence[Feature]) -> None:
-        pyogrio.raw.write(
-            self.path,
-            np.array([f.wkb for f in features], dtype=object),
-            [_column(features, name, dtype) for name, dtype, _ in FIELDS],
-            [name for name, _, _ in FIELDS],
-            layer=LAYER,
-            driver="GPKG",
-            geometry_type="Polygon",
-            crs=self.crs,
-            append=self._created,
-        )
 
     def close(self) -> None:
         if not self._created:
-            self.write([])  # an empty layer with its fields: "no polygons" is an answer too
+            self.write(FeatureBatch.empty())  # an empty layer with its fields: an answer too
 
 
 def geo_metadata(crs_wkt: str | None) -> dict[str, Any]:
@@ -134,13 +144,16 @@ class GeoParquetWriter:
         self.schema = pa.schema(fields, metadata={b"geo": json.dumps(geo_metadata(crs_wkt))})
         self._writer = pq.ParquetWriter(path, self.schema)
 
-    def write(self, features: Sequence[Feature]) -> None:
-        if not features:
+    def write(self, batch: FeatureBatch) -> None:
+        if not len(batch):
             return
-        columns: dict[str, Any] = {
-            name: [getattr(f, name) for f in features] for name, _, _ in FIELDS
-        }
-        columns["geometry"] = [f.wkb for f in features]
+        columns: dict[str, Any] = {}
+        for name, _, kind in FIELDS:
+            values = getattr(batch, name)
+            # NaN areas (no CRS, no GSD) are nulls in Parquet, as in the GeoPackage.
+            mask = np.isnan(values) if kind == pa.float64() else None
+            columns[name] = pa.array(values, type=kind, mask=mask)
+        columns["geometry"] = pa.array(list(batch.wkb), type=pa.binary())
         self._writer.write_table(pa.table(columns, schema=self.schema))
 
     def close(self) -> None:

@@ -108,28 +108,23 @@ def _whole(map_path: str, out: str) -> int:
     import shapely
     from shapely.geometry import shape
 
-    from pipelines.answers.vector_files import Feature, open_writer
-    from pipelines.answers.vectorize import BATCH, to_crs
-    from pipelines.core.palette import CLASS_NAMES
+    from pipelines.answers.vector_files import FeatureBatch, open_writer
+    from pipelines.answers.vectorize import to_crs
 
     with rasterio.open(map_path) as ds:
         ids = ds.read(1)
         crs, transform = ds.crs.to_wkt(), tuple(ds.transform[:6])
+    found = rasterio.features.shapes(ids, mask=ids != 255, connectivity=4)
+    pairs = [(shape(geometry), int(value)) for geometry, value in found]
+    del ids
+    polygons = shapely.simplify(np.array([p for p, _ in pairs], dtype=object), 0.0)
+    classes = np.array([c for _, c in pairs], dtype=np.int16)
+    pixels = np.rint(shapely.area(polygons)).astype(np.int64)
+    wkb = shapely.to_wkb(to_crs(polygons, transform))  # type: ignore[arg-type]
     writer = open_writer("gpkg", out, crs)
-    batch: list[Feature] = []
-    count = 0
-    for geometry, value in rasterio.features.shapes(ids, mask=ids != 255, connectivity=4):
-        polygon = shapely.simplify(shape(geometry), 0.0)
-        pixels = round(polygon.area)
-        wkb = shapely.to_wkb(to_crs(polygon, transform))  # type: ignore[arg-type]
-        batch.append(Feature(wkb, int(value), CLASS_NAMES[int(value)], pixels, pixels * 0.25))
-        count += 1
-        if len(batch) >= BATCH:
-            writer.write(batch)
-            batch = []
-    writer.write(batch)
+    writer.write(FeatureBatch.of(wkb, classes, pixels, pixels * GSD_M**2))
     writer.close()
-    return count
+    return len(pairs)
 
 
 def worker(method: str, map_path: str, out: str) -> dict[str, Any]:

@@ -96,7 +96,9 @@ def test_strips_equal_the_whole_map_on_random_maps(rows: int) -> None:
         ids = ids.astype(np.uint8)
         ids[rng.random((h, w)) < 0.08] = CLASS_NODATA
         got: list[tuple[int, shapely.Geometry]] = []
-        strips = StripVectorizer(h, w, lambda c, p, found=got: found.append((c, p)))
+        strips = StripVectorizer(
+            h, w, lambda c, p, found=got: found.extend(zip(c.tolist(), p, strict=True))
+        )
         for row in range(0, h, rows):
             n = min(rows, h - row)
             part = ids[row : row + n]

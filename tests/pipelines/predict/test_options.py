@@ -39,6 +39,17 @@ def test_bad_values_fail_when_made_naming_the_option() -> None:
         PredictOptions(format="jpeg")
     with pytest.raises(ValueError, match="block_size must be >= 0"):
         PredictOptions(block_size=-1)
+    with pytest.raises(ValueError, match="unknown vectors 'shp'"):
+        PredictOptions(vectors="shp")
+    with pytest.raises(ValueError, match="min_area must be >= 0"):
+        PredictOptions(min_area=-1.0)
+
+
+def test_the_vector_formats_are_the_writers() -> None:
+    from pipelines.answers.vector_files import VECTOR_FORMATS as WRITERS
+    from pipelines.predict.options import VECTOR_FORMATS
+
+    assert VECTOR_FORMATS == WRITERS
 
 
 def test_only_what_changes_the_output_bytes_is_fingerprinted() -> None:
@@ -50,8 +61,17 @@ def test_only_what_changes_the_output_bytes_is_fingerprinted() -> None:
         "tta": "none",
         "class_ids": True,
         "probabilities": False,
+        "vectors": None,
+        "min_area": 0.0,
+        "simplify": 0.0,
     }
     assert base.output_options("cog")["class_ids"] is False  # a cog mask holds the ids
+    # Polygon options change the outputs only when polygons are written.
+    assert PredictOptions(min_area=5.0).output_options("cog") == PredictOptions().output_options(
+        "cog"
+    )
+    with_vectors = PredictOptions(vectors="gpkg", min_area=5.0).output_options("cog")
+    assert (with_vectors["vectors"], with_vectors["min_area"]) == ("gpkg", 5.0)
     for how_not_what in ({"batch_size": 4}, {"block_size": 0}, {"overwrite": True}):
         other = PredictOptions(tile=64, overlap=16, class_ids=True, **how_not_what)  # type: ignore[arg-type]
         assert other.output_options("png") == base.output_options("png")

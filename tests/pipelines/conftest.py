@@ -1,4 +1,5 @@
-"""Shared pieces of the answers tests: small class maps written by rasterio on chosen grids.
+"""Shared pieces of the pipelines tests: small class maps written by rasterio on chosen grids,
+and offline validation of STAC documents against the schemas in ``tests/fixtures``.
 
 Offered as fixtures (not an importable module) so they work under ``--import-mode=importlib``.
 """
@@ -61,7 +62,7 @@ def write_map() -> WriteMap:
     return _write_map
 
 
-STAC_SCHEMAS = Path(__file__).resolve().parents[2] / "fixtures" / "stac-schemas"
+STAC_SCHEMAS = Path(__file__).resolve().parents[1] / "fixtures" / "stac-schemas"
 CORE_SCHEMAS = {
     "Feature": "https://schemas.stacspec.org/v1.1.0/item-spec/json-schema/item.json",
     "Collection": "https://schemas.stacspec.org/v1.1.0/collection-spec/json-schema/collection.json",
