@@ -376,3 +376,53 @@ def summary_lines(records: Sequence[Mapping[str, Any]], top: int = 5) -> list[st
             amount = f"{t['area_ha']:.2f} ha" if t["area_ha"] is not None else f"{t['pixels']} px"
             lines.append(f"{record['pair_id']}: {t['transition']}: {amount}")
     return lines
+
+
+def pairs_with_previous(folder: str, new_ids: Sequence[str]) -> list[ScenePair]:
+    """Each new scene paired with the previous map of the same footprint in ``folder``'s catalog.
+
+    For every scene of ``new_ids`` with a footprint, the previous map is the latest other Item
+    of the folder (:mod:`stac`) whose ``datetime`` is earlier, whose input differs and whose
+    footprint overlaps it (largest overlap breaks a tie). One predictions folder holds one
+    model's maps, so a pair compares land, not models. Scenes without a georeference or
+    without an earlier overlapping map get no pair.
+    """
+    import shapely
+    from pystac.utils import str_to_datetime
+    from shapely.geometry import shape
+
+    from pipelines.answers.stac import read_items
+
+    items = [i for i in read_items(folder) if i.get("geometry")]
+    footprints = {str(i["id"]): shape(i["geometry"]) for i in items}
+    times = {str(i["id"]): str_to_datetime(i["properties"]["datetime"]) for i in items}
+    inputs = {str(i["id"]): i["properties"].get("landcover:input_sha256") for i in items}
+    masks = {str(i["id"]): i["assets"]["mask"]["href"] for i in items if "mask" in i["assets"]}
+    pairs = []
+    for new in sorted(set(new_ids) & set(footprints)):
+        candidates = []
+        for old in footprints:
+            if old == new or inputs[old] == inputs[new] or not times[old] < times[new]:
+                continue
+            overlap = shapely.intersection(footprints[old], footprints[new]).area
+            if overlap > 0:
+                candidates.append((times[old], overlap, old))
+        if not candidates or new not in masks:
+            continue
+        _, _, old = max(candidates)
+        pairs.append(
+            ScenePair(
+                pair_id=pair_id_of(old, new),
+                before_id=old,
+                before_uri=storage.join(folder, basename_of(masks[old])),
+                after_id=new,
+                after_uri=storage.join(folder, basename_of(masks[new])),
+                matched_by="footprint",
+            )
+        )
+    return pairs
+
+
+def basename_of(href: str) -> str:
+    """An Item's relative asset href (``./x_mask.tif``) → the file name."""
+    return href.rsplit("/", 1)[-1]

@@ -149,3 +149,34 @@ def test_pairs_by_id_then_by_largest_footprint_overlap(tmp_path: Path, write_map
     ]
     assert any("3_mask.tif: no map of the other date has scene id '3'" in n for n in notes)
     assert any("9_mask.tif: no map of the other date pairs with it" in n for n in notes)
+
+
+def test_a_new_scene_pairs_with_the_latest_earlier_overlapping_map(tmp_path: Path) -> None:
+    from pipelines.answers.change import pairs_with_previous
+
+    def item(scene_id: str, x: float, day: int, sha: str) -> None:
+        square = [[x, 0.0], [x + 1, 0.0], [x + 1, 1.0], [x, 1.0], [x, 0.0]]
+        document = {
+            "type": "Feature",
+            "id": scene_id,
+            "geometry": {"type": "Polygon", "coordinates": [square]},
+            "properties": {
+                "datetime": f"2024-06-{day:02d}T00:00:00Z",
+                "landcover:input_sha256": sha,
+            },
+            "assets": {"mask": {"href": f"./{scene_id}_mask.tif"}},
+        }
+        (tmp_path / f"{scene_id}_item.json").write_text(json.dumps(document))
+
+    item("old", 0.0, 1, "a")
+    item("older_far", 5.0, 2, "b")  # elsewhere
+    item("recent", 0.5, 3, "c")  # overlaps, later than old: the previous map
+    item("same_input", 0.0, 4, "d")  # the same image again: not a change
+    item("new", 0.2, 5, "d")
+    item("future", 0.0, 9, "e")  # later than new: not its previous
+    pairs = pairs_with_previous(str(tmp_path), ["new", "nowhere"])
+    assert [(p.before_id, p.after_id, p.pair_id) for p in pairs] == [
+        ("recent", "new", "recent__new")
+    ]
+    assert pairs[0].before_uri == str(tmp_path / "recent_mask.tif")
+    assert pairs_with_previous(str(tmp_path), ["old"]) == []  # nothing earlier
