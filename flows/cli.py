@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "predict": ("pipelines.predict.cli", "Beam: scenes → predicted {id}_mask.png in storage"),
     "evaluate": ("pipelines.evaluate.cli", "mIoU, per-class IoU/Dice, confusion matrix, pictures"),
+    "stats": ("pipelines.answers.stats_cli", "class areas (m², ha) of predicted masks, by windows"),
+    "change": ("pipelines.change.cli", "Beam: change between two dates, from→to maps and ha"),
+    "vectorize": ("pipelines.answers.vectorize_cli", "class polygons (GeoPackage | GeoParquet)"),
+    "promote": ("flows.promote", "make a trained model the one inference uses (checked, atomic)"),
     "up": ("flows.up", "start the embedded default: Prefect server, deployments, drop watcher"),
     "demo": ("flows.demo", "run the whole job end to end on synthetic data"),
 }
@@ -37,6 +41,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "predict": ("pipelines.bench.predict", "inference scenes/minute and overhead share"),
     "tta": ("pipelines.bench.tta", "mIoU and seconds of test-time augmentation, held-out scenes"),
     "quality": ("pipelines.bench.quality", "recipe smoke check on real scenes vs baselines"),
+    "vectorize": ("pipelines.bench.vectorize", "polygons of a 16384² map: strips vs whole, RSS"),
 }
 
 

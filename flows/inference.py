@@ -8,6 +8,11 @@ answer: each scene's done-record (``{id}.done.json``, written last) must match t
 checksum, the model and the options, and the files it lists must be intact; anything else is
 predicted again. This flow never judges done-ness by file names.
 
+Each run also answers (:mod:`flows.answers`): the run's class-area table becomes the artifact
+``landcover-area-stats``, and scenes it predicted whose footprints overlap earlier maps in the
+folder's STAC catalog go through change detection (``change-detection``, into
+``<root>/changes/<model version>/<run>/``).
+
 Runs that would write the same predictions folder (the nightly run and a drop-triggered one)
 take turns through a lease lock (:mod:`pipelines.io.locks`): the second waits, then finds the
 scenes the first finished done, so each scene ends with exactly one complete output.
@@ -22,6 +27,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows import tasks
+from flows.answers import after_inference
 from flows.layout import Layout
 from flows.registry import promoted_model
 from flows.report import inference_report
@@ -90,6 +96,8 @@ def nightly_inference(
             )
             summary.update({k: counts.get(k, 0) for k in ("predicted", "skipped", "failed")})
             summary["already_done"] = summary["skipped"]
+            # Inside the lock: the catalog read for change pairs is the one just written.
+            summary["answers"] = after_inference(layout, version, counts, beam_args)
     logger.info(
         "inference: %(scenes)d scenes, %(already_done)d already done, %(predicted)d predicted, "
         "%(failed)d failed → %(output)s",

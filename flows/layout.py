@@ -11,6 +11,7 @@
 <root>/models/<arch>/<version>/model.keras, metadata.json
 <root>/models/promoted.json                      pointer to the promoted model (registry.py)
 <root>/predictions/<model version>/{id}_mask.png
+<root>/changes/<model version>/<run>/…         change maps, from→to matrices, summary table
 <root>/reports/<run>/…                           metrics.json, pictures, report.md per run
 <root>/state/retrain-due.json                    drops waiting for a training run
 <root>/state/locks/*.lock                        leases of runs in progress (drops, inference)
@@ -92,6 +93,10 @@ class Layout:
 
     def predictions(self, model_version: str) -> str:
         return self._at("predictions", model_version)
+
+    def changes(self, model_version: str, run: str) -> str:
+        """Where a change run over ``predictions/<model version>/`` writes."""
+        return self._at("changes", model_version, run)
 
     def report(self, run: str) -> str:
         return self._at("reports", run)

@@ -97,14 +97,19 @@ def is_better(candidate_score: float, current_score: float | None) -> bool:
 
 
 def promote_if_better(
-    root: str, candidate_metadata: dict[str, Any], *, current_score: float | None = None
+    root: str,
+    candidate_metadata: dict[str, Any],
+    *,
+    current_score: float | None = None,
+    force: bool = False,
 ) -> bool:
     """Point ``models/promoted.json`` at the candidate if it beats the promoted model.
 
     ``candidate_metadata`` needs ``arch``, ``version``, ``model_uri`` and ``val_miou``; other
     keys (``evaluated_on``, ``per_class_iou``…) are kept in the pointer for people to read.
     ``current_score`` overrides the promoted model's stored score (see the module docstring).
-    Returns whether the candidate was promoted.
+    ``force`` promotes a candidate that does not beat it (``landcover promote --force``); the
+    pointer then says so (``forced``). Returns whether the candidate was promoted.
     """
     score = _score(candidate_metadata)
     path = model_file(str(candidate_metadata["model_uri"]))
@@ -117,7 +122,7 @@ def promote_if_better(
         current_score = float(current[SCORE_KEY])
     if current is None or gone is not None:
         current_score = None  # nothing usable to beat: a vanished model must not block a new one
-    if not is_better(score, current_score):
+    if not force and not is_better(score, current_score):
         return False
     pointer = {
         **{k: v for k, v in candidate_metadata.items() if k != "previous"},
@@ -126,6 +131,7 @@ def promote_if_better(
         "model_sha256": sha256,
         "model_version": model_version(candidate_metadata["arch"], candidate_metadata["version"]),
         "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "forced": force and not is_better(score, current_score),
         "previous": None
         if current is None
         else {

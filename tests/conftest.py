@@ -1,4 +1,5 @@
-"""Fixtures every test package shares: a real GCS emulator, offline Beam, the real samples."""
+"""Fixtures every test package shares: a real GCS emulator, offline Beam, the real samples, and
+offline validation of STAC documents against the schemas kept in ``tests/fixtures``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +88,44 @@ def deepglobe_sample() -> Path:
     if not SAMPLE_DIR.is_dir() or not list(SAMPLE_DIR.glob("*_sat.jpg")):
         pytest.skip(f"real DeepGlobe sample not present at {SAMPLE_DIR}")
     return SAMPLE_DIR
+
+
+STAC_SCHEMAS = Path(__file__).resolve().parent / "fixtures" / "stac-schemas"
+CORE_SCHEMAS = {
+    "Feature": "https://schemas.stacspec.org/v1.1.0/item-spec/json-schema/item.json",
+    "Collection": "https://schemas.stacspec.org/v1.1.0/collection-spec/json-schema/collection.json",
+}
+
+
+def _stac_registry() -> Any:
+    """Every fixture schema under the URL it is published at (see the fixtures' README)."""
+    import json
+
+    from jsonschema_specifications import REGISTRY
+    from referencing import Resource
+
+    resources = []
+    for path in STAC_SCHEMAS.rglob("*.json"):
+        url = "https://" + path.relative_to(STAC_SCHEMAS).as_posix()
+        resources.append((url, Resource.from_contents(json.loads(path.read_text()))))
+    return REGISTRY.with_resources(resources)
+
+
+def _stac_validate(document: dict[str, Any]) -> list[str]:
+    """Errors of a STAC Item or Collection against its core schema and each extension's."""
+    from jsonschema import Draft7Validator
+
+    registry = _stac_registry()
+    schemas = [CORE_SCHEMAS[document["type"]], *document.get("stac_extensions", [])]
+    errors = []
+    for url in schemas:
+        schema = registry.contents(url)
+        validator = Draft7Validator(schema, registry=registry)
+        errors += [f"{url}: {e.json_path}: {e.message}" for e in validator.iter_errors(document)]
+    return errors
+
+
+@pytest.fixture
+def stac_validate() -> Callable[[dict[str, Any]], list[str]]:
+    """``stac_validate(document)`` → its schema errors (an empty list: valid), offline."""
+    return _stac_validate

@@ -14,11 +14,9 @@ may take part in collectives (TensorFlow's multi-worker advice).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import subprocess
 import tempfile
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -31,34 +29,13 @@ from pipelines.core.manifest import Manifest
 from pipelines.core.naming import METADATA_FILE, MODEL_FILE, basename
 from pipelines.core.palette import CLASS_NAMES, NUM_CLASSES
 from pipelines.io import storage
+from pipelines.io.code_version import code_version
 
 if TYPE_CHECKING:
     import keras
 
 LOG = logging.getLogger("landcover.train")
 METADATA_VERSION = 1
-
-
-def code_version() -> str:
-    """``git describe`` of the checkout the code runs from, else the installed package version."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        result = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        if result.returncode == 0 and result.stdout.strip():
-            return f"git:{result.stdout.strip()}"
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"landcover=={version('landcover')}"
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def build_metadata(

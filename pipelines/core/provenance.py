@@ -86,6 +86,28 @@ def output_fingerprint(source: InputRef, model: ModelRef, options: Mapping[str, 
     )
 
 
+TAG_PREFIX = "LANDCOVER_"
+
+
+def provenance_tags(
+    source: InputRef, model: ModelRef, options: Mapping[str, Any], code_version: str
+) -> dict[str, str]:
+    """What a predicted raster carries inside itself about where it came from (GDAL tags).
+
+    Content, not locations (as the fingerprint): the model's version and sha256, the input's
+    size and sha256, the options, the code version; ``TIFFTAG_SOFTWARE`` names the program.
+    """
+    return {
+        f"{TAG_PREFIX}MODEL_VERSION": model.version,
+        f"{TAG_PREFIX}MODEL_SHA256": model.sha256,
+        f"{TAG_PREFIX}INPUT_SHA256": source.sha256,
+        f"{TAG_PREFIX}INPUT_SIZE": str(source.size),
+        f"{TAG_PREFIX}OPTIONS": canonical_json(options),
+        f"{TAG_PREFIX}CODE_VERSION": code_version,
+        "TIFFTAG_SOFTWARE": f"landcover ({code_version})",
+    }
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

@@ -33,6 +33,7 @@ from pipelines.core.geo import (
     to_gdal_geotransform,
 )
 from pipelines.io import storage
+from pipelines.io.raster_describe import RasterDescription, add_to_vrt, publish_with_sidecar
 from pipelines.io.raster_read import RasterInfo
 
 # Overviews of class ids must be ids, never averages: nearest (the default: cheap and exact) or
@@ -127,7 +128,9 @@ def _check_layout(blocks: Sequence[_Block], uris: Sequence[str], info: RasterInf
         raise ValueError(f"blocks cover {covered} of the scene's {info.height * info.width} pixels")
 
 
-def _build_vrt(blocks: Sequence[_Block], info: RasterInfo) -> str:
+def _build_vrt(
+    blocks: Sequence[_Block], info: RasterInfo, description: RasterDescription | None = None
+) -> str:
     """VRT XML placing each block at its window in a raster with ``info``'s georeference."""
     first = blocks[0]
     root = ET.Element("VRTDataset", rasterXSize=str(info.width), rasterYSize=str(info.height))
@@ -158,6 +161,8 @@ def _build_vrt(blocks: Sequence[_Block], info: RasterInfo) -> str:
             ET.SubElement(
                 source, "DstRect", {"xOff": str(w.col_off), "yOff": str(w.row_off), **size}
             )
+    if description is not None:
+        add_to_vrt(root, description)
     return ET.tostring(root, encoding="unicode")
 
 
@@ -168,14 +173,17 @@ def assemble_cog(
     *,
     resampling: OverviewResampling = DEFAULT_OVERVIEW_RESAMPLING,
     tmp_dir: str | None = None,
-) -> str:
+    description: RasterDescription | None = None,
+) -> list[str]:
     """Mosaic non-overlapping block GeoTIFFs that tile ``info``'s scene into one COG.
 
     Each block is placed by its own georeference (the scene's transform moved to its corner)
     and must share the scene's CRS, pixel grid, bands, dtype and nodata; together the blocks
     must cover the scene exactly once, so a lost block is an error, not a hole of nodata.
-    Remote blocks are copied to local scratch first (GDAL reads them by path). Returns
-    ``destination``.
+    Remote blocks are copied to local scratch first (GDAL reads them by path).
+    ``description`` (tags, band descriptions, categories) is given to the COG as the scene
+    written whole gets it. Returns the files published: ``destination`` and, when the COG has
+    categories, its side-car.
     """
     if not block_uris:
         raise ValueError("no blocks to assemble")
@@ -191,11 +199,10 @@ def assemble_cog(
         bigtiff = check_output_limits(info.width, info.height, blocks[0].count)
         vrt_path = os.path.join(tmp, "scene.vrt")
         with open(vrt_path, "w", encoding="utf-8") as handle:
-            handle.write(_build_vrt(blocks, info))
+            handle.write(_build_vrt(blocks, info, description))
         cog_path = os.path.join(tmp, "cog.tif")
         translate_to_cog(vrt_path, cog_path, bigtiff=bigtiff, resampling=resampling)
-        storage.upload_file(cog_path, destination)
-    return destination
+        return publish_with_sidecar(cog_path, destination)
 
 
 @dataclass(frozen=True)

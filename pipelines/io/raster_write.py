@@ -12,8 +12,13 @@ not aligned to the 512 grid, so callers may write windows of any size.
 Outputs keep the input's exact CRS, transform, width and height (a raster without a CRS gives
 an output without one). The class map is single-band uint8 class ids in palette order with
 nodata 255 and the DeepGlobe colors as its color table; the probability map is one uint8 band
-per class (0..255 for 0..1) with an internal mask for nodata, since every byte value is a
-probability there.
+per class (0..255 for 0..1, band scale 1/255) with an internal mask for nodata, since every
+byte value is a probability there.
+
+Both describe themselves (:mod:`pipelines.io.raster_describe`): provenance tags and band
+descriptions inside the TIFF, and for the class map its class names inside as band tags and,
+as category names and a raster attribute table, in the side-car ``{name}.aux.xml`` published
+beside it (GDAL 3.10 keeps those nowhere else); :attr:`TiledCogWriter.written` lists both.
 """
 
 from __future__ import annotations
@@ -40,13 +45,19 @@ from pipelines.core.geo import (
     is_identity,
     window_transform,
 )
-from pipelines.core.palette import CLASS_COLORS, NUM_CLASSES
+from pipelines.core.palette import CLASS_COLORS, CLASS_NAMES, NUM_CLASSES
 from pipelines.io import storage
 from pipelines.io.raster_cog import (
     COMPRESS,
     DEFAULT_OVERVIEW_RESAMPLING,
     OverviewResampling,
     translate_to_cog,
+)
+from pipelines.io.raster_describe import (
+    Category,
+    RasterDescription,
+    describe_vrt,
+    publish_with_sidecar,
 )
 from pipelines.io.raster_read import RasterInfo
 
@@ -60,6 +71,30 @@ def class_color_table() -> dict[int, tuple[int, int, int, int]]:
     table = {i: (int(r), int(g), int(b), 255) for i, (r, g, b) in enumerate(CLASS_COLORS)}
     table[CLASS_NODATA] = (0, 0, 0, 0)
     return table
+
+
+def class_categories() -> tuple[Category, ...]:
+    """The class map's categories: each palette id with its name and colour."""
+    table = class_color_table()
+    return tuple(Category(i, name, table[i]) for i, name in enumerate(CLASS_NAMES))
+
+
+def class_map_description(tags: Mapping[str, str] | None = None) -> RasterDescription:
+    """How a class-map COG describes itself: class names, its band, and ``tags`` (provenance)."""
+    return RasterDescription(
+        tags=dict(tags or {}),
+        band_descriptions=(f"land-cover class id (0..{NUM_CLASSES - 1}, nodata {CLASS_NODATA})",),
+        categories=class_categories(),
+    )
+
+
+def probability_description(tags: Mapping[str, str] | None = None) -> RasterDescription:
+    """How a probability COG describes itself: one band per class, stored as 0..255 for 0..1."""
+    return RasterDescription(
+        tags=dict(tags or {}),
+        band_descriptions=tuple(f"probability of {name} (0..255 = 0..1)" for name in CLASS_NAMES),
+        scales=(1.0 / 255.0,) * NUM_CLASSES,
+    )
 
 
 def georef_profile(info: RasterInfo, transform: Transform | None = None) -> dict[str, Any]:
@@ -99,6 +134,8 @@ class TiledCogWriter:
     Use as a context manager: leaving the block normally calls :meth:`finalize` (if not called
     already), leaving it with an exception publishes nothing. Scratch files go to ``tmp_dir``
     (default: the system temp dir), which needs about twice the output's size free.
+    ``description`` is what the output says about itself (tags, band descriptions, scales,
+    categories); :attr:`written` lists the files :meth:`finalize` published.
     """
 
     def __init__(
@@ -112,10 +149,13 @@ class TiledCogWriter:
         internal_mask: bool = False,
         overview_resampling: OverviewResampling = DEFAULT_OVERVIEW_RESAMPLING,
         tmp_dir: str | None = None,
+        description: RasterDescription | None = None,
     ) -> None:
         self.destination = destination
         self.info = info
         self.count = count
+        self.description = description or RasterDescription()
+        self.written: list[str] = []
         self._bigtiff = check_output_limits(info.width, info.height, count)
         self._internal_mask = internal_mask
         self._resampling = overview_resampling
@@ -131,6 +171,7 @@ class TiledCogWriter:
             self._dataset: DatasetWriter | None = rasterio.open(self._work_path, "w", **profile)
         if colormap is not None:
             self._dataset.write_colormap(1, dict(colormap))
+        self.description.apply(self._dataset)
 
     def __enter__(self) -> TiledCogWriter:
         return self
@@ -189,10 +230,13 @@ class TiledCogWriter:
         self._dataset.close()
         self._dataset = None
         cog_path = os.path.join(self._tmp.name, "cog.tif")
-        translate_to_cog(
-            self._work_path, cog_path, bigtiff=self._bigtiff, resampling=self._resampling
-        )
-        storage.upload_file(cog_path, self.destination)
+        source = self._work_path
+        if self.description.categories:
+            # Category names and the RAT reach the output's side-car only through a VRT.
+            vrt = os.path.join(self._tmp.name, "work.vrt")
+            source = describe_vrt(self._work_path, vrt, self.description)
+        translate_to_cog(source, cog_path, bigtiff=self._bigtiff, resampling=self._resampling)
+        self.written = publish_with_sidecar(cog_path, self.destination)
         self._finalized = True
         self.close()
         return self.destination
@@ -206,7 +250,10 @@ class TiledCogWriter:
 
 
 class ClassMapWriter(TiledCogWriter):
-    """The class-map COG: uint8 class ids, nodata 255, DeepGlobe color table."""
+    """The class-map COG: uint8 class ids, nodata 255, DeepGlobe color table, class names.
+
+    ``tags``: provenance to carry inside the file (:func:`class_map_description`).
+    """
 
     def __init__(
         self,
@@ -215,6 +262,7 @@ class ClassMapWriter(TiledCogWriter):
         *,
         overview_resampling: OverviewResampling = DEFAULT_OVERVIEW_RESAMPLING,
         tmp_dir: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
             destination,
@@ -224,6 +272,7 @@ class ClassMapWriter(TiledCogWriter):
             colormap=class_color_table(),
             overview_resampling=overview_resampling,
             tmp_dir=tmp_dir,
+            description=class_map_description(tags),
         )
 
     def write_window(
@@ -243,10 +292,19 @@ class ProbabilityWriter(TiledCogWriter):
         *,
         num_classes: int = NUM_CLASSES,
         tmp_dir: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         # Overviews of probabilities may average: nearest keeps them cheap and consistent with
         # the class map's overviews.
-        super().__init__(destination, info, count=num_classes, internal_mask=True, tmp_dir=tmp_dir)
+        description = probability_description(tags) if num_classes == NUM_CLASSES else None
+        super().__init__(
+            destination,
+            info,
+            count=num_classes,
+            internal_mask=True,
+            tmp_dir=tmp_dir,
+            description=description,
+        )
 
     def write_window(
         self, window: PixelWindow, probabilities: np.ndarray, valid: np.ndarray | None = None

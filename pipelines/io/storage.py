@@ -96,6 +96,18 @@ def list_with_sizes(prefix: str) -> list[tuple[str, int]]:
     return sorted(rows)
 
 
+def modified_time(uri: str) -> float | None:
+    """When an object was last written (POSIX seconds), or None when the filesystem does not say.
+
+    Exact-name lookup (the name is escaped, so ``[`` or ``*`` in it select nothing else).
+    """
+    pattern = "".join(f"[{c}]" if c in "[]*?" else c for c in uri)
+    for meta in FileSystems.match([pattern])[0].metadata_list:
+        if meta.path == uri:
+            return float(meta.last_updated_in_seconds) if meta.last_updated_in_seconds else None
+    return None
+
+
 def delete(uris: list[str]) -> None:
     if uris:
         FileSystems.delete(uris)

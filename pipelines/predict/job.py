@@ -11,6 +11,12 @@ Formats (``outputs``): ``png`` writes ``{id}_mask.png`` in DeepGlobe colours (+ 
 ``_probs.npz``); ``cog`` writes ``{id}_mask.tif``, a COG of class ids with the input's CRS,
 transform and nodata (+ ``_probs.tif``). Default: cog for georeferenced rasters, png otherwise.
 
+Answers (``pipelines.answers``, via ``answers``), per scene before its record:
+``{id}_stats.json`` (class areas), ``{id}_polygons.gpkg|parquet`` (``--vectors``) and
+``{id}_item.json`` (a STAC Item); the COGs carry class names and provenance inside. Per run,
+after the pipeline: ``stats/<run>.parquet`` + ``.csv`` (one row per scene and class) and the
+folder's STAC ``collection.json``, rebuilt from its Items.
+
 Memory is bounded by the tile, the batch and the region's width (``streaming``), not the scene:
 a band of at most ``tile`` rows is held, never the whole scene (png output holds the scene's
 class ids, one byte a pixel). Block-parallel output equals the single-worker path pixel for
@@ -35,6 +41,7 @@ Python API (what the Prefect flows call): :func:`run_predict`. CLI: ``landcover 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import time
@@ -45,8 +52,12 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 
+from pipelines.answers.stac import update_collection
+from pipelines.answers.stats import stats_rows
+from pipelines.answers.tables import STATS_SCHEMA, write_table
 from pipelines.core.errors import ERRORS_DIR
 from pipelines.core.naming import MODEL_FILE
+from pipelines.core.provenance import ModelRef
 from pipelines.io import storage
 from pipelines.io.beam_runtime import create_pipeline, is_local, pipeline_options
 from pipelines.io.integrity import resolved_same_or_inside
@@ -70,6 +81,8 @@ from pipelines.predict.transforms import (
     PredictScenes,
 )
 
+# The run's stats tables, under the predictions folder: stats/<run>.parquet and .csv.
+STATS_DIR = "stats"
 # Beam's own distribution of model loading times, under the handler's metrics namespace.
 LOAD_MODEL_LATENCY = "load_model_latency_milli_secs"
 
@@ -111,6 +124,42 @@ def _waves(scenes: list[Scene], size: int) -> list[list[Scene]]:
     return [scenes[i : i + size] for i in range(0, len(scenes), size)]
 
 
+def publish_run(
+    output_uri: str,
+    scenes: Sequence[Scene],
+    model: ModelRef,
+    run_tag: str,
+    started_at: dt.datetime,
+) -> dict[str, Any]:
+    """After the pipeline: the run's stats table and the folder's STAC Collection.
+
+    The table has one row per class of every scene of this run's input that has a record (the
+    scenes predicted now and those already done, from their records' stats), written to
+    ``<output>/stats/<run>.parquet`` and ``.csv``; the Collection is rebuilt from the Items in
+    the folder. Returns the summary's ``predicted_ids`` (records written by this run),
+    ``stats_table`` and ``collection``.
+    """
+    rows: list[dict[str, Any]] = []
+    predicted: list[str] = []
+    for scene_id in sorted({s.scene_id for s in scenes if not s.problem}):
+        record = records.read_record(output_uri, scene_id)
+        if record is None:
+            continue
+        if dt.datetime.fromisoformat(record.written_at) >= started_at:
+            predicted.append(scene_id)
+        stats = record.summary.get("stats")
+        if isinstance(stats, dict):
+            rows += stats_rows(stats, {"model_version": model.version})
+    table = write_table(
+        rows,
+        STATS_SCHEMA,
+        storage.join(output_uri, STATS_DIR, f"{run_tag}.parquet"),
+        storage.join(output_uri, STATS_DIR, f"{run_tag}.csv"),
+    )
+    collection = update_collection(output_uri) if storage.exists(output_uri) else None
+    return {"predicted_ids": predicted, "stats_table": list(table), "collection": collection}
+
+
 def check_paths(input_uri: str, output_uri: str) -> None:
     """Refuse an output folder that is the input folder or inside it (before any work)."""
     if resolved_same_or_inside(output_uri, input_uri):
@@ -138,6 +187,7 @@ def run_predict(
     ``timings`` (wall, forward pass, model loading, seconds).
     """
     started = time.perf_counter()
+    started_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     options = (options or PredictOptions()).validate()
     check_paths(input_uri, output_uri)
     model_file = resolve_model_uri(model_uri)
@@ -171,6 +221,7 @@ def run_predict(
             error_files.append(f"{errors_prefix}.jsonl")
         _remove_empty_local_dir(storage.join(output_uri, ERRORS_DIR))
         log.info("wave %d: %d scenes done", wave_index, len(wave))
+    catalog = publish_run(output_uri, scenes, model, run_tag, started_at)
     warnings = []
     if totals[SCENES_WITHOUT_CRS]:
         warnings.append(f"{totals[SCENES_WITHOUT_CRS]} scene(s): {NO_CRS_WARNING}")
@@ -192,6 +243,7 @@ def run_predict(
             "resampled_scenes": totals[SCENES_RESAMPLED],
             **({} if model_gsd is not None else {"note": NO_MODEL_GSD}),
         },
+        **catalog,
         "warnings": warnings,
         "timings": {
             "wall_s": round(time.perf_counter() - started, 3),

@@ -24,6 +24,9 @@ from pipelines.core.options import check_fields, option
 from pipelines.core.tiling import TILE_BATCH_SIZE, TILE_OVERLAP, TILE_SIZE, TTA_MODES
 
 FORMATS: tuple[str, ...] = ("png", "cog")
+# Polygon formats (pipelines.answers.vector_files.VECTOR_FORMATS, without importing pyarrow;
+# a test keeps them equal).
+VECTOR_FORMATS: tuple[str, ...] = ("gpkg", "parquet")
 # Scenes with a side above this are split into blocks predicted as separate elements.
 DEFAULT_BLOCK_SIZE = 4096
 # Scenes per pipeline run on local runners (the DirectRunner materialises a stage's outputs
@@ -71,6 +74,20 @@ class PredictOptions:
         check=check_gsd,
         metavar="METRES",
     )
+    vectors: str | None = option(
+        None,
+        help="also write class polygons {id}_polygons.gpkg (GeoPackage) or .parquet "
+        "(GeoParquet) with class, pixels and area, in the raster's CRS; none: no polygons",
+        choices=VECTOR_FORMATS,
+    )
+    min_area: float = option(
+        0.0, help="with --vectors: leave out polygons under this many m²", minimum=0
+    )
+    simplify: float = option(
+        0.0,
+        help="with --vectors: simplify outlines with this tolerance in pixels (0: exact edges)",
+        minimum=0,
+    )
     overwrite: bool = option(False, help="re-predict scenes that are done")
     scenes_per_wave: int | None = option(
         None,
@@ -104,6 +121,9 @@ class PredictOptions:
             "tta": self.tta,
             "class_ids": self.class_ids and fmt == "png",
             "probabilities": self.probabilities,
+            "vectors": self.vectors,
+            "min_area": self.min_area if self.vectors else 0.0,
+            "simplify": self.simplify if self.vectors else 0.0,
         }
 
     def waves(self, local: bool) -> int:

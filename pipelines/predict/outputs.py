@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -123,14 +124,22 @@ class CogSceneSink:
     """Writes a scene's bands into the class-map COG (and the probability COG) as they come."""
 
     def __init__(
-        self, scene_id: str, info: RasterInfo, output_uri: str, options: PredictOptions
+        self,
+        scene_id: str,
+        info: RasterInfo,
+        output_uri: str,
+        options: PredictOptions,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         out = output_uri
         self.mask_uri = storage.join(out, f"{scene_id}{MASK_COG_SUFFIX}")
         self.probs_uri = storage.join(out, f"{scene_id}{PROBS_COG_SUFFIX}")
         self.height, self.width = info.height, info.width
-        self.mask = ClassMapWriter(self.mask_uri, info)
-        self.probs = ProbabilityWriter(self.probs_uri, info) if options.probabilities else None
+        # Both COGs carry their provenance (``tags``) inside, the mask its class names too.
+        self.mask = ClassMapWriter(self.mask_uri, info, tags=tags)
+        self.probs = (
+            ProbabilityWriter(self.probs_uri, info, tags=tags) if options.probabilities else None
+        )
 
     def __call__(
         self,
@@ -144,11 +153,13 @@ class CogSceneSink:
             self.probs.write_window(window, probabilities, valid)
 
     def finish(self) -> list[str]:
+        """Publish the COGs; every file written (the mask's side-car of class names too)."""
         written = []
         if self.probs is not None:
-            written.append(self.probs.finalize())
-        written.append(self.mask.finalize())
-        return written
+            self.probs.finalize()
+            written += self.probs.written
+        self.mask.finalize()
+        return written + self.mask.written
 
     def close(self) -> None:
         self.mask.close()

@@ -32,7 +32,7 @@ from pipelines.io import integrity, storage
 
 # Bump when the bytes predict writes for the same inputs and options change (file layout,
 # encoders, stitching): every recorded scene is then predicted again.
-OUTPUT_SCHEMA_VERSION = 2
+OUTPUT_SCHEMA_VERSION = 3
 # Set to a point name to SIGKILL the process there (the fault-injection tests' hook).
 FAULT_POINT_ENV = "LANDCOVER_FAULT_POINT"
 

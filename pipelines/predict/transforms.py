@@ -37,9 +37,10 @@ from pipelines.core.provenance import InputRef, ModelRef, output_fingerprint
 from pipelines.io import imaging, storage
 from pipelines.io.raster_cog import assemble_cog
 from pipelines.io.raster_read import RasterInfo, check_rgb, open_raster, read_info
-from pipelines.io.raster_write import write_class_block
+from pipelines.io.raster_write import class_map_description, write_class_block
 from pipelines.io.scenes import Scene, decoded_by_pil
 from pipelines.predict import records
+from pipelines.predict.answers import finish_scene, scene_tags
 from pipelines.predict.handler import FORWARD_US, METRICS_NAMESPACE
 from pipelines.predict.options import PredictOptions
 from pipelines.predict.outputs import MASK_COG_SUFFIX, BlockSink, CogSceneSink, PngSceneSink
@@ -317,7 +318,10 @@ class PredictBlock(beam.DoFn):
         def make_sink(height: int, width: int) -> Any:
             if task.fmt == "cog":
                 assert task.info is not None
-                sinks.append(CogSceneSink(task.scene_id, task.info, self.output_uri, self.options))
+                tags = scene_tags(task.source, self.model_ref, task.options)
+                sinks.append(
+                    CogSceneSink(task.scene_id, task.info, self.output_uri, self.options, tags)
+                )
             else:
                 sinks.append(
                     PngSceneSink(task.scene_id, height, width, self.output_uri, self.options)
@@ -326,7 +330,16 @@ class PredictBlock(beam.DoFn):
 
         try:
             stats = self._run(task, make_sink, None)
-            written = sinks[0].finish()
+            written, answers = finish_scene(
+                self.output_uri,
+                task.scene_id,
+                task.fmt,
+                sinks[0].finish(),
+                source=task.source,
+                model=self.model_ref,
+                recorded_options=task.options,
+                options=self.options,
+            )
         except BadInputError as error:
             self.failed.inc()
             yield _error(error.uri, error.reason, task.scene_id)
@@ -336,7 +349,7 @@ class PredictBlock(beam.DoFn):
                 sink.close()
         records.fault_point("after-mask-before-record")
         height, width = sinks[0].height, sinks[0].width
-        summary = task.summary(stats, (height, width))
+        summary = {**task.summary(stats, (height, width)), **answers}
         summary["height"], summary["width"] = height, width
         records.commit(
             self.output_uri,
@@ -379,8 +392,8 @@ def _read(uri: str) -> bytes:
 class AssembleScene(beam.DoFn):
     """A scene's blocks → its class-map COG and record; a failed block fails the scene."""
 
-    def __init__(self, output_uri: str, model: ModelRef) -> None:
-        self.output_uri, self.model = output_uri, model
+    def __init__(self, output_uri: str, model: ModelRef, options: PredictOptions) -> None:
+        self.output_uri, self.model, self.options = output_uri, model, options
         self.predicted = Metrics.counter(METRICS_NAMESPACE, SCENES_PREDICTED)
         self.failed = Metrics.counter(METRICS_NAMESPACE, SCENES_FAILED)
         self.no_crs = Metrics.counter(METRICS_NAMESPACE, SCENES_WITHOUT_CRS)
@@ -408,7 +421,25 @@ class AssembleScene(beam.DoFn):
             assert task.info is not None
             started = time.perf_counter()
             mask_uri = storage.join(self.output_uri, f"{scene_id}{MASK_COG_SUFFIX}")
-            assemble_cog(written, mask_uri, task.info)
+            tags = scene_tags(task.source, self.model, task.options)
+            published = assemble_cog(
+                written, mask_uri, task.info, description=class_map_description(tags)
+            )
+            try:
+                outputs, answers = finish_scene(
+                    self.output_uri,
+                    scene_id,
+                    task.fmt,
+                    published,
+                    source=task.source,
+                    model=self.model,
+                    recorded_options=task.options,
+                    options=self.options,
+                )
+            except BadInputError as error:
+                self.failed.inc()
+                yield _error(error.uri, error.reason, scene_id)
+                return
             stats = RegionStats()
             for result in blocks:
                 assert result.stats is not None
@@ -421,8 +452,8 @@ class AssembleScene(beam.DoFn):
                 source=task.source,
                 model=self.model,
                 options=task.options,
-                outputs=[mask_uri],
-                summary=task.summary(stats),
+                outputs=outputs,
+                summary={**task.summary(stats), **answers},
             )
         finally:
             storage.delete([uri for uri in written if storage.exists(uri)])
@@ -466,7 +497,7 @@ class PredictScenes(beam.PTransform):
             predicted[PredictBlock.BLOCKS]
             | "ByScene" >> beam.GroupByKey()
             | "Assemble"
-            >> beam.ParDo(AssembleScene(self.output_uri, self.model)).with_outputs(
+            >> beam.ParDo(AssembleScene(self.output_uri, self.model, self.options)).with_outputs(
                 ERRORS, main="written"
             )
         )

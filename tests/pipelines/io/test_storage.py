@@ -76,3 +76,14 @@ def test_list_with_sizes_reports_relative_names_and_sizes(tmp_path: Path) -> Non
 def test_list_with_sizes_on_gcs(gcs_root: str) -> None:
     storage.write_bytes(storage.join(gcs_root, "raw", "1_sat.jpg"), b"abcd")
     assert storage.list_with_sizes(storage.join(gcs_root, "raw")) == [("1_sat.jpg", 4)]
+
+
+def test_modified_time_names_only_the_object_itself(root: str) -> None:
+    import time
+
+    odd = storage.join(root, "scene [1]*.tif")
+    storage.write_bytes(odd, b"x")
+    storage.write_bytes(storage.join(root, "scene 1.tif"), b"y")  # what "[1]" would glob
+    stamp = storage.modified_time(odd)
+    assert stamp is not None and abs(stamp - time.time()) < 3600
+    assert storage.modified_time(storage.join(root, "scene [2].tif")) is None

@@ -92,7 +92,14 @@ def test_georeferenced_scene_gives_an_exact_cog_and_blocks_equal_the_single_work
     record = _record(tmp_path / "many", "geo")
     assert record["summary"]["crs"] and record["summary"]["blocks"] == 9
     assert record["summary"]["nodata_pixels"] == 301 * 70
-    assert list(record["outputs"]) == ["geo_mask.tif"]
+    # The mask, its side-car of class names, and the answers: every one checksummed.
+    assert sorted(record["outputs"]) == [
+        "geo_item.json",
+        "geo_mask.tif",
+        "geo_mask.tif.aux.xml",
+        "geo_stats.json",
+    ]
+    assert record["summary"]["stats"]["nodata_pixels"] == 301 * 70
     nocrs = _record(tmp_path / "one", "nocrs")["summary"]
     assert nocrs["crs"] is None and nocrs["warnings"] == ["no CRS: output has no georeference"]
     _, nocrs_meta = _read(tmp_path / "one" / "nocrs_mask.tif")
@@ -141,7 +148,8 @@ def test_done_records_decide_what_is_recomputed(
 
     assert run()["predicted"] == 4
     record = OutputRecord.from_json((out / "a.done.json").read_text())
-    assert set(record.outputs) == {"a_mask.png"} and record.summary["tiles_run"] == 1
+    assert set(record.outputs) == {"a_mask.png", "a_stats.json", "a_item.json"}
+    assert record.summary["tiles_run"] == 1
 
     # same inputs, same model: skipped without running the model
     import models.serving

@@ -43,6 +43,17 @@ def test_bad_values_fail_when_made_naming_the_option() -> None:
         PredictOptions(gsd=-0.5)
     with pytest.raises(ValueError, match="gsd must be a positive number"):
         PredictOptions(gsd=float("inf"))
+    with pytest.raises(ValueError, match="unknown vectors 'shp'"):
+        PredictOptions(vectors="shp")
+    with pytest.raises(ValueError, match="min_area must be >= 0"):
+        PredictOptions(min_area=-1.0)
+
+
+def test_the_vector_formats_are_the_writers() -> None:
+    from pipelines.answers.vector_files import VECTOR_FORMATS as WRITERS
+    from pipelines.predict.options import VECTOR_FORMATS
+
+    assert VECTOR_FORMATS == WRITERS
 
 
 def test_only_what_changes_the_output_bytes_is_fingerprinted() -> None:
@@ -54,8 +65,17 @@ def test_only_what_changes_the_output_bytes_is_fingerprinted() -> None:
         "tta": "none",
         "class_ids": True,
         "probabilities": False,
+        "vectors": None,
+        "min_area": 0.0,
+        "simplify": 0.0,
     }
     assert base.output_options("cog")["class_ids"] is False  # a cog mask holds the ids
+    # Polygon options change the outputs only when polygons are written.
+    assert PredictOptions(min_area=5.0).output_options("cog") == PredictOptions().output_options(
+        "cog"
+    )
+    with_vectors = PredictOptions(vectors="gpkg", min_area=5.0).output_options("cog")
+    assert (with_vectors["vectors"], with_vectors["min_area"]) == ("gpkg", 5.0)
     # --gsd changes the bytes only through the resampling it causes, which the job fingerprints
     # per scene (its GSD and the model's), so a --gsd that changes nothing re-predicts nothing.
     for how_not_what in ({"batch_size": 4}, {"block_size": 0}, {"overwrite": True}, {"gsd": 1.0}):
