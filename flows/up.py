@@ -336,30 +336,21 @@ def stop_all(procs: Sequence[subprocess.Popen[bytes]], grace: float = 20.0) -> N
         _kill(pid, signal.SIGKILL)
 
 
-def parse_train_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs → TrainConfig overrides; a value is JSON when it parses as JSON
-    (``epochs=3``, ``jit=true``, ``crop_size=null``), else text (``loss=dice+ce``)."""
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--train {pair!r}: expected KEY=VALUE (a TrainConfig field)")
-        try:
-            overrides[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            overrides[key.strip()] = text
-    return overrides
-
-
-def training_overrides(preset: str | None, pairs: Sequence[str]) -> dict[str, Any]:
+def training_overrides(
+    preset: str | None, pairs: Sequence[str], minutes: float | None = None
+) -> dict[str, Any]:
     """The training drop-triggered retraining runs with, checked now (a typo must fail at
-    start-up, not when the first labelled drop arrives hours later)."""
+    start-up, not when the first labelled drop arrives hours later). ``minutes`` is the
+    trainer's ``max_minutes`` budget for each architecture the flow trains."""
     from flows.options import train_config, with_preset
     from models.registry import ARCHITECTURES
+    from pipelines.core.options import parse_assignments
 
-    training = parse_train_overrides(pairs)
+    training = parse_assignments(pairs, flag="--train")
     if preset is not None:
         training["preset"] = preset
+    if minutes is not None:
+        training["max_minutes"] = minutes
     for arch in ARCHITECTURES:  # each architecture the train flow trains must accept them
         train_config(with_preset(training), data="records", output="model", arch=arch)
     return training
@@ -404,6 +395,14 @@ def _parser() -> argparse.ArgumentParser:
         help="a TrainConfig field over the preset, e.g. --train epochs=3 --train "
         "steps_per_epoch=20 (repeatable; checked at start-up)",
     )
+    training.add_argument(
+        "--train-minutes",
+        type=float,
+        default=None,
+        metavar="N",
+        help="a training budget per architecture: each retrain plans its schedule for the "
+        "steps that fit in N minutes and keeps its best epoch (`landcover train --max-minutes`)",
+    )
     return parser
 
 
@@ -431,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        training = training_overrides(args.train_preset, args.train)
+        training = training_overrides(args.train_preset, args.train, args.train_minutes)
     except (ValueError, TypeError) as error:
         parser.error(f"training options: {error}")
     root = Path(args.root).resolve()

@@ -291,6 +291,11 @@ def test_train_overrides_are_typed_merged_with_the_preset_and_checked_at_start()
         "crop_size": None,
     }
     assert up_module.training_overrides(None, []) == {}
+    assert up_module.training_overrides("cpu", [], 12.5) == {"preset": "cpu", "max_minutes": 12.5}
+    with pytest.raises(ValueError, match="max_minutes"):
+        up_module.training_overrides(None, [], 0.0)
+    with pytest.raises(ValueError, match="--max-minutes"):  # a budget plans the epoch length
+        up_module.training_overrides(None, ["steps_per_epoch=5"], 3.0)
     with pytest.raises(ValueError, match=r"unknown training option.*epochz"):
         up_module.training_overrides(None, ["epochz=3"])
     with pytest.raises(ValueError, match="expected KEY=VALUE"):
