@@ -46,8 +46,6 @@ from pipelines.io.integrity import resolved_same_or_inside
 __all__ = ["ERRORS_NAME", "STAGE", "imagery_drop"]
 
 TRAIN_DEPLOYMENT = "train/landcover"
-# A drop's moves take minutes at most; a lock older than this belongs to a killed run.
-DROP_LOCK_TTL_S = 3600.0
 # How long a second delivery for the same root waits for the first before giving up cleanly.
 DROP_LOCK_WAIT_S = 1800.0
 
@@ -191,7 +189,7 @@ def imagery_drop(
     logger = get_run_logger()
     place = check_drop_place(bucket, prefix, root)
     owner = f"imagery-drop {place.source} (flow run {flow_run.id or 'local'}, pid {os.getpid()})"
-    with locks.lock(place.layout.drop_lock, owner, DROP_LOCK_TTL_S, wait_s=lock_wait_s):
+    with locks.lock(place.layout.drop_lock, owner, wait_s=lock_wait_s):
         made = unpack(place, event_id)
         receipt = read_receipt(place)
     summary = run_summary(place, made)
