@@ -30,7 +30,7 @@ from prefect import get_run_logger
 
 from flows import tasks
 from flows.drops.events import DROP_MARKER, RECEIPT_NAME
-from flows.drops.plan import RESERVED_NAMES, plan_drop
+from flows.drops.plan import RESERVED_NAMES, plan_drop, scene_conflicts
 from flows.drops.receipt import JOURNAL_NAME, Delivery, Journal, Move, Receipt, merge, now
 from flows.layout import Layout
 from pipelines.core.errors import ErrorRecord
@@ -160,7 +160,7 @@ def _moves_into(
     """
     folder = getattr(place.layout, kind)
     targets = []
-    conflicts = []
+    conflicts = scene_conflicts(existing.values(), [safe[u] for u in uris])
     for uri in uris:
         name = existing.get(case_key(safe[uri]), safe[uri])
         target = confine(folder, name)
