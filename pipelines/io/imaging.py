@@ -29,6 +29,7 @@ from PIL import Image
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader, MemoryFile
+from rasterio.windows import Window
 
 from pipelines.core.errors import BadInputError
 from pipelines.core.naming import is_tiff
@@ -88,9 +89,20 @@ def _open_bytes(data: bytes, uri: str) -> Iterator[DatasetReader]:
             yield dataset
 
 
-def _read(dataset: DatasetReader, uri: str, indexes: list[int] | int) -> np.ndarray:
+def _read(
+    dataset: DatasetReader, uri: str, indexes: list[int] | int, window: Window | None = None
+) -> np.ndarray:
     try:
-        return dataset.read(indexes)
+        return dataset.read(indexes, window=window)
+    except RasterioError as exc:
+        raise decode_failure(uri, exc) from None
+
+
+def valid_pixels(dataset: DatasetReader, uri: str, window: Window | None = None) -> np.ndarray:
+    """(H, W) bool: the pixels the file holds data for, by GDAL's mask band (the nodata value,
+    an alpha band, an internal mask, or all valid when there is none of these)."""
+    try:
+        return np.asarray(dataset.read_masks(1, window=window)) > 0
     except RasterioError as exc:
         raise decode_failure(uri, exc) from None
 
@@ -114,8 +126,11 @@ def dataset_rgb(dataset: DatasetReader, uri: str) -> np.ndarray:
     raise BadInputError(uri, f"has {count} bands; expected 3 (RGB) or 4 (RGB + alpha)")
 
 
-def dataset_class_ids(dataset: DatasetReader, uri: str, rule: MaskRule) -> np.ndarray:
-    """An open mask → class ids (H, W) uint8 by ``rule`` (see the module docstring).
+def dataset_class_ids(
+    dataset: DatasetReader, uri: str, rule: MaskRule, window: Window | None = None
+) -> np.ndarray:
+    """An open mask (or a ``window`` of it) → class ids (H, W) uint8 by ``rule`` (see the
+    module docstring).
 
     Pixels equal to a class-id raster's nodata value are ``unknown`` (never scored). Raises
     BadInputError naming the reason for a mask no declared rule reads.
@@ -135,13 +150,13 @@ def dataset_class_ids(dataset: DatasetReader, uri: str, rule: MaskRule) -> np.nd
             )
         if count == 4 and dataset.colorinterp[3] != ColorInterp.alpha:
             raise BadInputError(uri, "mask has 4 bands but band 4 is not alpha")
-        rgb = _read(dataset, uri, [1, 2, 3]).transpose(1, 2, 0)
+        rgb = _read(dataset, uri, [1, 2, 3], window).transpose(1, 2, 0)
         return decode_mask(np.ascontiguousarray(rgb))
     if count != 1:
         raise BadInputError(
             uri, f"mask has {count} bands; expected 3 (RGB), 4 (RGBA) or 1 (palette or class ids)"
         )
-    values = _read(dataset, uri, 1)
+    values = _read(dataset, uri, 1, window)
     is_palette = dataset.colorinterp[0] == ColorInterp.palette
     if is_palette and not rule.ids_declared:
         if dtype != "uint8":
