@@ -23,7 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.core.catalog import IMAGE, build_catalog, scene_file, scene_key
+from pipelines.core.catalog import (
+    IMAGE,
+    build_catalog,
+    scene_file,
+    scene_key,
+    world_file_candidates,
+)
 from pipelines.core.errors import BadInputError
 from pipelines.core.naming import scene_id_of
 from pipelines.io import imaging, storage
@@ -39,6 +45,7 @@ class Scene:
     scene_id: str
     uri: str
     problem: str = ""
+    world_file: str | None = None  # a .jgw/.pgw/.wld beside a JPEG/PNG: it is georeferenced
 
 
 def find_scenes(input_uri: str) -> list[Scene]:
@@ -51,12 +58,17 @@ def find_scenes(input_uri: str) -> list[Scene]:
     (named, not silently dropped).
     """
     if scene_id_of(input_uri) is not None and storage.exists(input_uri):
-        candidates = [input_uri]
+        sidecars = [c for c in world_file_candidates(input_uri) if storage.exists(c)]
+        candidates = [input_uri, *sidecars[:1]]
     else:
         storage.check_readable_root(input_uri)
         candidates = storage.list_files(input_uri)
     catalog = build_catalog(candidates)
-    scenes = [Scene(s.scene_id, s.image.uri) for s in catalog.images if s.image is not None]
+    scenes = [
+        Scene(s.scene_id, s.image.uri, world_file=s.world_file)
+        for s in catalog.images
+        if s.image is not None
+    ]
     scenes += [
         Scene(p.scene_id, p.uri, p.reason)
         for p in catalog.problems
