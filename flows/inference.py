@@ -33,7 +33,7 @@ from flows.answers import after_inference
 from flows.layout import Layout
 from flows.registry import promoted_model
 from flows.report import inference_report
-from pipelines.core.naming import scene_id_of
+from pipelines.core.catalog import build_catalog
 from pipelines.io import locks
 from pipelines.predict.options import PredictOptions
 
@@ -82,7 +82,8 @@ def nightly_inference(
     }
     owner = f"nightly-inference (flow run {flow_run.id or 'local'}, pid {os.getpid()})"
     with locks.lock(layout.predictions_lock(version), owner, wait_s=lock_wait_s):
-        scenes = {s for s in map(scene_id_of, (n for n, _ in tasks.list_files(source))) if s}
+        listed = build_catalog(name for name, _ in tasks.list_files(source))
+        scenes = {scene.key for scene in listed.images}
         summary["scenes"] = len(scenes)
         if scenes:
             logger.info(

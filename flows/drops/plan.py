@@ -11,11 +11,12 @@ saying so, and never read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from flows.drops.events import DROP_MARKER
 from flows.drops.receipt import FLOW_STATE_NAMES
+from pipelines.core.catalog import conflicts_with
 from pipelines.core.naming import LABELED_IMAGE_SUFFIX, basename, mask_id_of, scene_id_of
 
 # The one control file of a drop, never a scene file.
@@ -72,3 +73,15 @@ def plan_drop(uris: Sequence[str]) -> DropPlan:
             plan.pairs.append((scene_id, image, mask))
     plan.images = sorted(images.items())
     return plan
+
+
+def scene_conflicts(existing: Iterable[str], incoming: Sequence[str]) -> list[str]:
+    """Why a scene's incoming files clash with the scenes already in the destination folder.
+
+    The scene catalog's answer (:func:`pipelines.core.catalog.conflicts_with`): an id that
+    already has an image or label under another name (``a_mask.png`` arriving after
+    ``a_mask.tif``, ids compared up to case and Unicode form) would make two labels of one scene
+    in ``raw/``, of which preprocess would use one. Such a scene is quarantined like a scene
+    whose bytes differ.
+    """
+    return conflicts_with(existing, incoming)

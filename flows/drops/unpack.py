@@ -34,7 +34,7 @@ from prefect import get_run_logger
 from flows import tasks
 from flows.drops.confinement import DropPlace, breach, is_local_link, unsafe_name
 from flows.drops.events import DROP_MARKER
-from flows.drops.plan import RESERVED_NAMES, plan_drop
+from flows.drops.plan import RESERVED_NAMES, plan_drop, scene_conflicts
 from flows.drops.receipt import Delivery, Journal, Move, Receipt, merge, now
 from pipelines.core.errors import ErrorRecord
 from pipelines.core.naming import mask_id_of, scene_id_of
@@ -158,7 +158,7 @@ def _moves_into(
     """
     folder = getattr(place.layout, kind)
     targets = []
-    conflicts = []
+    conflicts = scene_conflicts(existing.values(), [safe[u] for u in uris])
     for uri in uris:
         name = existing.get(case_key(safe[uri]), safe[uri])
         target = confine(folder, name)

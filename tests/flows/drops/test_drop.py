@@ -140,3 +140,44 @@ def test_drop_from_a_gcs_bucket_into_a_gcs_root(
     assert storage.list_files(drop) == []
     receipt = storage.join(Layout(root).drop_state(drop), RECEIPT_NAME)
     assert storage.exists(receipt) and storage.join(root, "state") in receipt
+
+
+def test_a_second_drop_reusing_an_id_with_another_label_format_is_a_conflict(
+    prefect_harness: None, tmp_path: Path, tiny_scenes: Path, scene_readers: None
+) -> None:
+    """``a_mask.png`` after ``a_mask.tif``: the scene catalog says scene ``a`` has a label
+    already, so the second drop's scene is quarantined (it landed in raw/ beside the first, and
+    preprocess used one of the two)."""
+    import numpy as np
+    import rasterio
+    from PIL import Image
+
+    from pipelines.core.palette import decode_mask
+
+    root, drops = tmp_path / "root", tmp_path / "drops"
+    scene_id = sorted(p.name[: -len("_sat.jpg")] for p in tiny_scenes.glob("*_sat.jpg"))[0]
+    first = drops / "first"
+    first.mkdir(parents=True)
+    shutil.copy(tiny_scenes / f"{scene_id}_sat.jpg", first)
+    ids = decode_mask(np.asarray(Image.open(tiny_scenes / f"{scene_id}_mask.png").convert("RGB")))
+    profile = {"driver": "GTiff", "height": 128, "width": 128, "count": 1, "dtype": "uint8"}
+    with rasterio.open(first / f"{scene_id}_mask.tif", "w", **profile) as dst:
+        dst.write(ids, 1)
+    (first / DROP_MARKER).touch()
+    assert imagery_drop(bucket=str(drops), prefix="first", root=str(root), retrain=False)[
+        "labeled"
+    ] == [scene_id]
+
+    second = drops / "second"
+    second.mkdir()
+    shutil.copy(tiny_scenes / f"{scene_id}_sat.jpg", second)
+    shutil.copy(tiny_scenes / f"{scene_id}_mask.png", second)
+    (second / DROP_MARKER).touch()
+    result = imagery_drop(bucket=str(drops), prefix="second", root=str(root), retrain=False)
+    assert result["labeled"] == []
+    assert sorted(p.name for p in (root / "raw").iterdir()) == [
+        f"{scene_id}_mask.tif",
+        f"{scene_id}_sat.jpg",
+    ]
+    errors = (root / "rejected" / "second" / "errors.jsonl").read_text()
+    assert f"{scene_id}_mask.png would be a second label of scene {scene_id}" in errors
