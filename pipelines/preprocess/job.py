@@ -2,8 +2,8 @@
 
 ```
 {input}/*  (*_sat.jpg|tif + *_mask.png|tif, suffixes in any case)
-  └ MatchAll ─ PairScenes ─┬ pairs ─ ScenesToPatches ─┬ train ── WriteToTFRecord ─ Count ─┐
-                           │   (split plan side input) ├ val ──── WriteToTFRecord ─ Count ─┤
+  └ MatchAll ─ PairScenes ─┬ pairs ─ ScenesToPatches ─┬ train ── WriteCountedTFRecords ─┐
+                           │   (split plan side input) ├ val ──── WriteCountedTFRecords ─┤
                            └ orphans ─────────────────┼ errors ─ WriteToText ─────────────┤
                                                       └ stats ── totals ──────────────────┤
                                                                           WriteManifest ──┘
@@ -23,9 +23,10 @@ Why it is shaped like this:
 - **Bad input is data**: orphans and bad scenes become ``ErrorRecord`` lines under ``errors/``;
   the job goes on, and ``manifest.json`` counts them (scenes in = scenes written + errors).
 - **The manifest is written by the pipeline's last step**, which takes the finalized shards'
-  record counts, sizes and sha256 (counted by reading each written shard back, in parallel)
-  as side inputs: it appears only once every shard is in place, on any runner, and it refuses
-  to vouch for shards whose counts do not add up to the patches written.
+  record counts, sizes and sha256 (counted while each shard's bytes are written, by
+  :mod:`pipelines.io.shards`; nothing is read back) as side inputs: it appears only once
+  every shard is in place, on any runner, and it refuses to vouch for shards whose counts do
+  not add up to the patches written.
 - **Written whole, then switched**: ``--output`` is a dataset root; a run writes
   ``ROOT/versions/<version_id>/`` and only after its manifest is written does
   :func:`pipelines.io.versions.publish` switch ``ROOT/CURRENT`` to it, in one atomic write.
@@ -55,7 +56,8 @@ from pipelines.core.naming import LABEL_MASK_SUFFIXES, LABELED_IMAGE_SUFFIXES
 from pipelines.core.records import SPLITS, RecordFormat
 from pipelines.io import storage, versions
 from pipelines.io.beam_runtime import create_pipeline, pipeline_options
-from pipelines.io.records import read_manifest, shard_info, write_manifest
+from pipelines.io.records import read_manifest, write_manifest
+from pipelines.io.shards import WriteCountedTFRecords
 from pipelines.preprocess.options import PreprocessOptions
 from pipelines.preprocess.pairing import file_role
 from pipelines.preprocess.resolution import GsdPlan, survey_gsd
@@ -172,16 +174,13 @@ class Preprocess(beam.PTransform):
         counted = {
             split: scenes[split]
             | f"Write{split.title()}"
-            >> beam.io.WriteToTFRecord(
+            # Each shard's records, size and sha256 counted as its bytes are written.
+            >> WriteCountedTFRecords(
                 storage.join(folder, split),
                 file_name_suffix=fmt.suffix,
                 num_shards=opts.num_shards,
                 compression_type=BEAM_COMPRESSION[fmt.compression],
             )
-            # Each written shard read back once, in parallel: its records, size and sha256.
-            | f"Spread{split.title()}" >> beam.Reshuffle()
-            | f"Count{split.title()}"
-            >> beam.Map(lambda uri, c=fmt.compression: (uri, shard_info(uri, c)))
             for split in SPLITS
         }
         errors = (paired[ERRORS], scenes[ERRORS]) | "AllErrors" >> beam.Flatten()
