@@ -145,13 +145,16 @@ def predict_region(
             valid_out = _band_validity(finished, valid_band, row.y, x0)
             valid_count = int(np.count_nonzero(valid_out))
             stats.nodata_pixels += int(valid_out.size - valid_count)
+            band_probabilities: np.ndarray | None = None
             if valid_count:
                 ids = finished.class_ids()
-                probabilities = finished.probabilities() if with_probabilities else None
+                if with_probabilities:
+                    band_probabilities = finished.probabilities()
             else:  # all nodata: no argmax, no division; the sinks write nothing for it
                 ids = np.zeros(finished.window.shape, np.uint8)
-                probabilities = np.zeros_like(finished.canvas) if with_probabilities else None
-            on_band(finished.window, ids, probabilities, valid_out)
+                if with_probabilities:
+                    band_probabilities = np.zeros_like(finished.canvas)
+            on_band(finished.window, ids, band_probabilities, valid_out)
     stats.seconds = time.perf_counter() - started
     return stats
 
