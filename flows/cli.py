@@ -8,11 +8,13 @@ TensorFlow, Beam and Prefect together.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 
 from models.registry import architectures_text
+from pipelines.core.quiet import quiet_harmless
 
 # name → (module, one-line help). `bench` nests one level more.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -80,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     # google-api-core warns at import that Python 3.11 support ends in 2027: not ours to act on.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
+    # TensorFlow's C++ start-up lines (oneDNN, CUDA probing): warnings and info off, errors kept.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_harmless()
     if args and args[0] == "bench":
         return _dispatch(BENCHMARKS, "landcover bench", args[1:])
     table = {**COMMANDS, "bench": ("", "benchmarks: " + ", ".join(BENCHMARKS))}

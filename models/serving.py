@@ -33,6 +33,18 @@ def load_model(model_file_uri: str) -> keras.Model:
         return load_keras_file(path, source=model_file_uri)
 
 
+def input_multiple(model: keras.Model) -> int:
+    """The side a tile should be a multiple of for ``model``: its ``PadToMultiple`` (a tile off
+    the multiple is reflect-padded up to it inside the model: model work on no scene pixel),
+    or 1 for a model without one."""
+    from models.layers import PadToMultiple
+
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, PadToMultiple):
+            return int(layer.multiple)
+    return 1
+
+
 def _forward(tiles: np.ndarray, k: int, flip: bool) -> np.ndarray:
     out = tiles[:, :, ::-1] if flip else tiles
     return np.rot90(out, k, axes=(1, 2))

@@ -9,6 +9,9 @@ alone (``ru_maxrss`` of the child) and not the parent's or an earlier case's:
   default 16384²) → block-parallel COG. At the default width this scene would take hours of
   CPU, so it runs with a NARROW model (``--narrow-filters``): it measures the streaming,
   stitching, I/O and COG memory and overhead over the whole scene, not the model.
+- ``nodata``: the ``geotiff`` case at ``--nodata-size`` (default 4096²) twice, whole and with
+  70% of its rows nodata: the time a mostly empty scene costs against a full one (all-nodata
+  tiles skip the model, their bands the argmax, their blocks the writes).
 - ``forward``: the forward pass alone at the default width on one batch of default-size tiles:
   its peak RSS and its seconds per model pixel (the latter projects the default-width time of
   the ``geotiff`` case: overhead seconds measured, forward seconds projected).
@@ -37,13 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from models.registry import ARCHITECTURES
+from models.registry import ARCHITECTURES, spec
 from pipelines.core.tiling import (
     TILE_BATCH_SIZE,
     TILE_OVERLAP,
     TILE_SIZE,
     TTA_MODES,
-    model_pixels_per_scene_pixel,
+    plan_tile,
 )
 from pipelines.predict.options import DEFAULT_BLOCK_SIZE, PredictOptions
 
@@ -52,7 +55,9 @@ GEOTIFF_SIZE = 16384
 NARROW_FILTERS = 4
 MEMORY_TARGET_MB = 2.5 * 1024
 OVERHEAD_TARGET = 0.10
-CASES = ("jpeg", "geotiff", "forward", "tta")
+CASES = ("jpeg", "geotiff", "nodata", "forward", "tta")
+NODATA_SIZE = 4096
+NODATA_FRACTION = 0.7
 
 
 def peak_rss_mb() -> float:
@@ -62,8 +67,11 @@ def peak_rss_mb() -> float:
 
 def _child(fn_name: str, kwargs: dict[str, Any], queue: Any) -> None:
     try:
+        from pipelines.bench.device import device_name
+
         result = CASE_FUNCTIONS[fn_name](**kwargs)
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        result["device"] = device_name()
         queue.put(("ok", result))
     except BaseException as error:  # reported to the parent, which raises it
         queue.put(("error", f"{type(error).__name__}: {error}"))
@@ -94,12 +102,16 @@ def _throughput(summary: dict[str, Any], pixels: int, tile: int, overlap: int) -
     """Figures of a ``run_predict`` summary over ``pixels`` scene pixels (one scene)."""
     timings = summary["timings"]
     wall, forward = timings["wall_s"], timings["forward_s"]
-    model_pixels = summary["tiles_run"] * tile * tile
+    model_pixels = summary["model_pixels"]
+    tiles = summary["tiles_run"]
     return {
         "wall_s": wall,
         "forward_s": forward,
         "model_load_s": timings["model_load_s"],
-        "tiles_run": summary["tiles_run"],
+        "tiles_run": tiles,
+        "model_pixels": model_pixels,
+        "planned_tile": round((model_pixels / tiles) ** 0.5) if tiles else None,
+        "seconds_per_megapixel": round(wall / (pixels / 1e6), 4) if pixels else None,
         "scenes_per_minute": round(60.0 / wall, 4) if wall else None,
         "megapixels_per_s": round(pixels / 1e6 / wall, 6) if wall else None,
         "model_pixels_per_scene_pixel": round(model_pixels / pixels, 4),
@@ -136,11 +148,12 @@ def jpeg_case(
     return result
 
 
-def write_geotiff(path: str, size: int, block: int = 512) -> None:
+def write_geotiff(path: str, size: int, block: int = 512, nodata_fraction: float = 0.0) -> None:
     """A tiled RGB GeoTIFF of ``size``² (UTM 31N, 0.5 m) written by row bands, never whole.
 
     The pixels repeat one synthetic 1024² scene: realistic texture for the codecs at the cost of
-    one small synthesis.
+    one small synthesis. ``nodata_fraction`` > 0: nodata 0 is declared and that share of the
+    rows (the top ones, as a swath's edge or an AOI's outside would be) is nodata.
     """
     import rasterio
     from rasterio.transform import from_origin
@@ -163,12 +176,17 @@ def write_geotiff(path: str, size: int, block: int = 512) -> None:
         "transform": from_origin(500000.0, 5000000.0, 0.5, 0.5),
         "BIGTIFF": "IF_SAFER",
     }
+    if nodata_fraction > 0:
+        profile["nodata"] = 0
+        texture = np.maximum(texture, 1)  # no valid pixel equals the nodata value
+    empty_rows = round(size * nodata_fraction)
     reps = -(-size // texture.shape[1])
     with rasterio.open(path, "w", **profile) as dataset:
         for row in range(0, size, block):
             rows = min(block, size - row)
             lines = np.arange(row, row + rows) % texture.shape[0]
             band = np.tile(texture[lines], (1, reps, 1))[:, :size]
+            band[: max(0, min(rows, empty_rows - row))] = 0
             dataset.write(band.transpose(2, 0, 1), window=Window(0, row, size, rows))
 
 
@@ -182,6 +200,7 @@ def geotiff_case(
     batch_size: int = TILE_BATCH_SIZE,
     block_size: int | None = None,
     workdir: str | None = None,
+    nodata_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """A large tiled GeoTIFF generated here → COG through the block-parallel job."""
     from pipelines.predict.job import run_predict
@@ -191,7 +210,7 @@ def geotiff_case(
         inputs, outputs = os.path.join(tmp, "scenes"), os.path.join(tmp, "predictions")
         os.makedirs(inputs)
         started = time.perf_counter()
-        write_geotiff(os.path.join(inputs, "big_sat.tif"), size)
+        write_geotiff(os.path.join(inputs, "big_sat.tif"), size, nodata_fraction=nodata_fraction)
         generate_s = time.perf_counter() - started
         model_file = os.path.join(tmp, "model.keras")
         params = _save_model(model_file, arch, base_filters)
@@ -207,7 +226,8 @@ def geotiff_case(
     result.update(case="geotiff", size=size, arch=arch, base_filters=base_filters, params=params)
     result.update(batch_size=batch_size, block_size=block, blocks=summary["blocks"])
     result.update(predicted=summary["predicted"], generate_s=round(generate_s, 2))
-    result.update(mask_mb=round(mask_mb, 1))
+    result.update(mask_mb=round(mask_mb, 1), nodata_fraction=nodata_fraction)
+    result.update(tiles_skipped_nodata=summary["tiles_skipped_nodata"])
     return result
 
 
@@ -306,6 +326,41 @@ def parse_candidates(text: str) -> list[tuple[int, int]]:
     return candidates
 
 
+def planned_ratio(
+    size: int, budget: int, overlap: int, stride: int, block: int = 0, *, fixed: bool = False
+) -> float:
+    """Model px per scene px of a ``size``² scene as predict plans it, counted without a model:
+    the planned tile (``tiling.plan_tile``; ``fixed``: the budget itself, as before planning)
+    times the tiles each block's stitcher asks for (a tile straddling a block border is run by
+    both blocks), summed over the blocks."""
+    from pipelines.core.geo import block_grid
+    from pipelines.core.stitching import StreamingStitcher
+
+    tile = budget if fixed else plan_tile(size, size, budget, overlap, stride)
+    regions = block_grid(size, size, block) if 0 < block < size else [None]
+    tiles = sum(StreamingStitcher(size, size, tile, overlap, 1, r).tile_count for r in regions)
+    return round(tiles * tile * tile / (size * size), 4)
+
+
+def plan_report(
+    arch: str, budget: int, overlap: int, size: int, geotiff_size: int, block_size: int
+) -> str:
+    """What ``--plan-only`` prints: per scene size, the fixed tile of the budget's side against
+    the planned tile, whole-scene and block-parallel, counted by the stitcher (no model run)."""
+    stride = spec(arch).stride
+    lines = [f"planned tiles for {arch} (stride {stride}), --tile {budget}, --overlap {overlap}"]
+    cases = [(size, 0), (geotiff_size, 0), (geotiff_size, block_size)]
+    for side, block in cases:
+        planned = plan_tile(side, side, budget, overlap, stride)
+        where = f"blocks of {block}" if 0 < block < side else "whole scene"
+        fixed = planned_ratio(side, budget, overlap, 1, block, fixed=True)
+        lines.append(
+            f"  {side}² {where}: fixed {budget} → {fixed} model px/scene px; planned {planned} → "
+            f"{planned_ratio(side, budget, overlap, stride, block)}"
+        )
+    return "\n".join(lines)
+
+
 def memory_verdict(results: dict[str, Any]) -> dict[str, Any] | None:
     """Streaming peak (geotiff case) + forward peak (default width) against the target."""
     if "geotiff" not in results or "forward" not in results:
@@ -332,7 +387,7 @@ def projected_overhead(results: dict[str, Any]) -> dict[str, Any] | None:
         return None
     big, forward = results["geotiff"], results["forward"]
     overhead = big["wall_s"] - big["forward_s"]
-    model_mp = big["tiles_run"] * big["tile"] ** 2 / 1e6
+    model_mp = big["model_pixels"] / 1e6
     projected_forward = model_mp * forward["seconds_per_megapixel"]
     total = overhead + projected_forward
     return {
@@ -353,6 +408,7 @@ def run_bench(
     batch_size: int = TILE_BATCH_SIZE,
     size: int = SCENE_SIZE,
     geotiff_size: int = GEOTIFF_SIZE,
+    nodata_size: int = NODATA_SIZE,
     block_size: int | None = None,
     sweep: Sequence[tuple[int, int]] = (),
     workdir: str | None = None,
@@ -367,21 +423,34 @@ def run_bench(
     if unknown:
         raise ValueError(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     common = {"arch": arch, "tile": tile, "batch_size": batch_size}
+    block = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     results: dict[str, Any] = {"cpu_count": os.cpu_count()}
     for case in cases:
         if case == "jpeg":
             kwargs = {**common, "base_filters": base_filters, "size": size, "overlap": overlap}
             results[case] = run_in_child(case, **kwargs, workdir=workdir)
+        elif case == "nodata":
+            kwargs = {**common, "base_filters": narrow_filters, "overlap": overlap}
+            kwargs.update(size=nodata_size, block_size=block_size, workdir=workdir)
+            full = run_in_child("geotiff", **kwargs)
+            sparse = run_in_child("geotiff", **kwargs, nodata_fraction=NODATA_FRACTION)
+            results[case] = {
+                "case": "nodata",
+                "size": nodata_size,
+                "full": full,
+                "sparse": sparse,
+                "time_ratio": round(sparse["wall_s"] / full["wall_s"], 3),
+            }
         elif case == "geotiff":
             kwargs = {**common, "base_filters": narrow_filters, "overlap": overlap}
             kwargs.update(size=geotiff_size, block_size=block_size, workdir=workdir)
             results[case] = run_in_child(case, **kwargs)
         else:
             results[case] = run_in_child(case, **common, base_filters=base_filters)
-        expected = {"jpeg": size, "geotiff": geotiff_size}.get(case)
+        expected = {"jpeg": (size, 0), "geotiff": (geotiff_size, block)}.get(case)
         if expected is not None:
-            results[case]["expected_model_pixels_per_scene_pixel"] = round(
-                model_pixels_per_scene_pixel(expected, expected, tile, overlap), 4
+            results[case]["expected_model_pixels_per_scene_pixel"] = planned_ratio(
+                expected[0], tile, overlap, spec(arch).stride, expected[1]
             )
         if on_result is not None:
             on_result(results)
@@ -398,9 +467,12 @@ def run_bench(
 
 def _case_line(name: str, r: dict[str, Any]) -> str:
     return (
-        f"{name:<8} {r['size']}² {r['arch']} base {r['base_filters']}, tile {r['tile']}/"
-        f"{r['overlap']}, batch {r['batch_size']}: {r['scenes_per_minute']} scenes/min, "
-        f"{r['megapixels_per_s']} MP/s, model px/scene px {r['model_pixels_per_scene_pixel']}, "
+        f"{name:<8} {r['size']}² {r['arch']} base {r['base_filters']} on {r.get('device', '?')}, "
+        f"tile ≤{r['tile']}/{r['overlap']} (planned {r.get('planned_tile')}), batch "
+        f"{r['batch_size']}: {r['scenes_per_minute']} scenes/min, {r['megapixels_per_s']} MP/s, "
+        f"{r.get('seconds_per_megapixel')} s/MP, model px/scene px "
+        f"{r['model_pixels_per_scene_pixel']} (planned "
+        f"{r.get('expected_model_pixels_per_scene_pixel', '-')}), "
         f"peak RSS {r['peak_rss_mb']:.0f} MB, outside forward {r['overhead_share']:.1%} "
         f"(wall {r['wall_s']:.1f} s, forward {r['forward_s']:.1f} s)"
     )
@@ -418,10 +490,21 @@ def format_report(results: dict[str, Any]) -> str:
             _case_line("geotiff", r)
             + f"; NARROW model, {r['blocks']} blocks of {r['block_size']}, COG {r['mask_mb']} MB"
         )
+    if "nodata" in results:
+        r = results["nodata"]
+        full, sparse = r["full"], r["sparse"]
+        lines.append(
+            f"nodata   {r['size']}² GeoTIFF, NARROW model, {sparse['nodata_fraction']:.0%} nodata:"
+            f" {sparse['wall_s']:.1f} s ({sparse['tiles_run']} tiles run, "
+            f"{sparse['tiles_skipped_nodata']} skipped, COG {sparse['mask_mb']} MB) vs full scene "
+            f"{full['wall_s']:.1f} s ({full['tiles_run']} tiles, COG {full['mask_mb']} MB): "
+            f"×{r['time_ratio']} the time"
+        )
     if "forward" in results:
         r = results["forward"]
         lines.append(
-            f"forward  {r['arch']} base {r['base_filters']}, {r['batch_size']} tiles of "
+            f"forward  {r['arch']} base {r['base_filters']} on {r.get('device', '?')}, "
+            f"{r['batch_size']} tiles of "
             f"{r['tile']}²: {r['seconds']:.1f} s ({r['seconds_per_megapixel']} s/MP), peak RSS "
             f"{r['peak_rss_mb']:.0f} MB ({r['rss_before_forward_mb']:.0f} MB before the pass)"
         )
@@ -479,10 +562,21 @@ def _parser() -> argparse.ArgumentParser:
         "--geotiff-size", type=int, default=GEOTIFF_SIZE, help="GeoTIFF side (default 16384)"
     )
     parser.add_argument(
+        "--nodata-size",
+        type=int,
+        default=NODATA_SIZE,
+        help=f"side of the nodata case's GeoTIFFs (default {NODATA_SIZE})",
+    )
+    parser.add_argument(
         "--block-size", type=int, default=DEFAULT_BLOCK_SIZE, help="predict's --block-size"
     )
     parser.add_argument(
         "--sweep", help="tile/overlap candidates run as jpeg cases, e.g. 612/64,1024/64,1280/64"
+    )
+    parser.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="print each case's planned tile and model px per scene px (counted, no model run)",
     )
     parser.add_argument("--workdir", help="where temporary scenes and outputs go")
     parser.add_argument("--json", help="also write every figure to this JSON file")
@@ -499,6 +593,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--cases: choose from {', '.join(CASES)}")
     except ValueError as error:
         parser.error(str(error))
+    if args.plan_only:
+        print(
+            plan_report(
+                args.arch, args.tile, args.overlap, args.size, args.geotiff_size, args.block_size
+            )
+        )
+        return 0
     results = run_bench(
         cases,
         arch=args.arch,
@@ -509,6 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size,
         size=args.size,
         geotiff_size=args.geotiff_size,
+        nodata_size=args.nodata_size,
         block_size=args.block_size,
         sweep=sweep,
         workdir=args.workdir,

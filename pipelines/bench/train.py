@@ -41,37 +41,24 @@ def bench_arch(
     warmup: int,
     jit: bool = False,
     seed: int = 0,
+    mixed_precision: bool = False,
 ) -> dict[str, Any]:
     """Time ``steps`` training steps of ``arch`` after ``warmup`` untimed ones."""
-    import keras
-    import tensorflow as tf
+    from pipelines.bench.device import device_name
 
-    from models.architectures import build_model
-    from models.steps import LossSpec, make_train_step
-
-    keras.utils.set_random_seed(seed)
-    strategy = tf.distribute.get_strategy()
-    model = build_model(arch, base_filters=base_filters)
-    optimizer = keras.optimizers.AdamW(1e-3, weight_decay=1e-4)  # as models.train.loop
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    optimizer.build(model.trainable_variables)
-    rng = np.random.default_rng(seed)
-    images = rng.random((batch_size, size, size, 3), dtype=np.float32)
-    masks = np.eye(NUM_CLASSES, dtype=np.float32)[
-        rng.integers(0, NUM_CLASSES, (batch_size, size, size))
-    ]
-    iterator = iter(tf.data.Dataset.from_tensors((images, masks)).repeat())
-    step = make_train_step(strategy, model, optimizer, LossSpec(), jit_compile=jit)
-    started = time.perf_counter()
-    for _ in range(warmup):
-        float(step(iterator))
-    warmup_s = time.perf_counter() - started
-    times = []
-    for _ in range(steps):
-        started = time.perf_counter()
-        float(step(iterator))
-        times.append(time.perf_counter() - started)
+    losses, times, warmup_s, model = train_steps(
+        arch,
+        size=size,
+        batch_size=batch_size,
+        base_filters=base_filters,
+        steps=warmup + steps,
+        jit=jit,
+        seed=seed,
+        mixed_precision=mixed_precision,
+        warmup=warmup,
+    )
     ms_per_step = 1000.0 * float(np.median(times))
+    seconds_per_mp = ms_per_step / 1000.0 / (batch_size * size * size / 1e6)
     return {
         "arch": arch,
         "size": size,
@@ -81,10 +68,77 @@ def bench_arch(
         "params": int(model.count_params()),
         "ms_per_step": round(ms_per_step, 1),
         "patches_per_s": round(batch_size * 1000.0 / ms_per_step, 3),
+        "seconds_per_megapixel": round(seconds_per_mp, 4),
         "steps_timed": steps,
         "warmup_s": round(warmup_s, 1),
         "jit": jit,
+        "mixed_precision": mixed_precision,
+        "device": device_name(),
+        "final_loss": round(losses[-1], 6),
     }
+
+
+def train_steps(
+    arch: str,
+    *,
+    size: int,
+    batch_size: int,
+    base_filters: int,
+    steps: int,
+    jit: bool = False,
+    seed: int = 0,
+    mixed_precision: bool = False,
+    warmup: int = 0,
+    initial_weights: list[Any] | None = None,
+) -> tuple[list[float], list[float], float, Any]:
+    """``steps`` real training steps on one fixed random batch: (losses, seconds of each step
+    after ``warmup``, warm-up seconds, the model).
+
+    ``mixed_precision`` builds under Keras's ``mixed_float16`` policy with the trainer's dynamic
+    loss scaling (``models.train.loop``); ``initial_weights`` starts from given weights (the
+    same start for a float32 and a mixed run, as the numeric check compares).
+    """
+    import keras
+    import tensorflow as tf
+
+    from models.architectures import build_model
+    from models.steps import LossSpec, make_train_step
+
+    keras.utils.set_random_seed(seed)
+    strategy = tf.distribute.get_strategy()
+    previous = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = build_model(arch, base_filters=base_filters)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
+    optimizer = keras.optimizers.AdamW(1e-3, weight_decay=1e-4)  # as models.train.loop
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    if mixed_precision:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    rng = np.random.default_rng(seed)
+    images = rng.random((batch_size, size, size, 3), dtype=np.float32)
+    masks = np.eye(NUM_CLASSES, dtype=np.float32)[
+        rng.integers(0, NUM_CLASSES, (batch_size, size, size))
+    ]
+    iterator = iter(tf.data.Dataset.from_tensors((images, masks)).repeat())
+    step = make_train_step(strategy, model, optimizer, LossSpec(), jit_compile=jit)
+    losses: list[float] = []
+    times: list[float] = []
+    started = time.perf_counter()
+    warmup_s = 0.0
+    for index in range(steps):
+        t0 = time.perf_counter()
+        losses.append(float(step(iterator)))
+        if index >= warmup:
+            times.append(time.perf_counter() - t0)
+        elif index == warmup - 1:
+            warmup_s = time.perf_counter() - started
+    return losses, times, warmup_s, model
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,6 +157,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps (tracing)")
     parser.add_argument("--jit", action="store_true")
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="mixed_float16 with dynamic loss scaling, as training's gpu preset",
+    )
     return parser
 
 
@@ -110,8 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     import tensorflow as tf
 
+    from pipelines.bench.device import device_name
+
     devices = [d.device_type for d in tf.config.list_logical_devices()]
-    print(f"devices: {devices}, {os.cpu_count()} CPUs, TF {tf.__version__}", flush=True)
+    print(
+        f"device: {device_name()} (logical: {devices}), {os.cpu_count()} CPUs, TF {tf.__version__}",
+        flush=True,
+    )
     results = []
     for arch in parse_architectures(args.archs):
         result = bench_arch(
@@ -122,11 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             steps=args.steps,
             warmup=args.warmup,
             jit=args.jit,
+            mixed_precision=args.mixed_precision,
         )
         results.append(result)
+        precision = "mixed_float16" if args.mixed_precision else "float32"
         print(
             f"{arch:>14}: {result['patches_per_s']:7.3f} patches/s, {result['ms_per_step']:9.1f} "
-            f"ms/step at {args.size}x{args.size}, batch {args.batch_size}, {result['filters']}, "
+            f"ms/step, {result['seconds_per_megapixel']} s/MP at {args.size}x{args.size}, batch "
+            f"{args.batch_size}, {precision}, on {result['device']}, {result['filters']}, "
             f"{result['params']:,} params",
             flush=True,
         )

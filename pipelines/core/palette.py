@@ -69,6 +69,30 @@ def decode_mask(rgb: np.ndarray) -> np.ndarray:
     return CORNER_TO_CLASS[_corner_code(rgb >> 7)]
 
 
+def mask_band_codes(bands: np.ndarray) -> np.ndarray:
+    """Band-first RGB mask (3, H, W) uint8 → binarized corner codes (H, W) uint8 in 0..7.
+
+    Each band is a contiguous plane, so the shifts run over contiguous memory and the decoder
+    never has to interleave the bands; ``CORNER_TO_CLASS[codes]`` is then
+    ``decode_mask(bands.transpose(1, 2, 0))``.
+    """
+    if bands.ndim != 3 or bands.shape[0] != 3:
+        raise ValueError(f"mask bands must be (3, H, W), got shape {bands.shape}")
+    if bands.dtype != np.uint8:
+        raise ValueError(f"mask must be uint8, got {bands.dtype}")
+    code = bands[0] >> 7
+    code <<= 1
+    code |= bands[1] >> 7
+    code <<= 1
+    code |= bands[2] >> 7
+    return code
+
+
+def decode_mask_bands(bands: np.ndarray) -> np.ndarray:
+    """Band-first RGB mask (3, H, W) uint8 → class ids (H, W) uint8 by the challenge rule."""
+    return CORNER_TO_CLASS[mask_band_codes(bands)]
+
+
 def encode_mask(class_ids: np.ndarray) -> np.ndarray:
     """Class ids (H, W) → RGB mask (H, W, 3) uint8 in DeepGlobe colors."""
     if class_ids.max(initial=0) >= NUM_CLASSES:

@@ -13,15 +13,17 @@ import numpy as np
 
 # The one set of tiling defaults: training patches (preprocess) and inference tiles (predict).
 PATCH_SIZE = 612
-# Inference tile, chosen by ``landcover bench predict`` (README, Predict): the forward pass's
-# memory grows with the pixels of a batch (batch × tile²), its time with the model pixels per
-# scene pixel: 1.56 for 612/64 on a 2448² scene, 1.57 for 1024/64, 1.09 for 1280/64 (16384²:
-# 1.26, 1.13, 1.20). At the default width one 1280² tile alone peaks at 3.4 GB RSS, over the
-# 2.5 GB bound, so 1280/64 is out; 1024/64 saves nothing at 2448². 612/64 stays; its batch of
-# 4 peaks at 3.2 GB, of 2 at 2.0 GB and of 1 at 1.35 GB (0.66 GB of it the interpreter with
-# TensorFlow); with the streaming stitch and I/O (1.24 GB at 8192²) only a batch of 1 keeps one
-# worker under the 2.5 GB bound, and on CPU it is not slower per pixel.
-TILE_SIZE = 612
+# Inference tiles: ``TILE_SIZE`` is the LARGEST side a tile may have (``--tile``, the memory
+# bound: the forward pass's memory grows with the pixels of a batch, batch x tile²); each scene
+# gets the side ``plan_tile`` picks, a multiple of the model's stride that covers it with the
+# fewest model pixels (``landcover bench predict`` prints the ratio; docs/performance.md).
+# Measured before planning: a fixed 612/64 ran 1.56 model px per scene px on a 2448² scene; at
+# the default width one 612² tile peaks at 1.35 GB RSS (0.66 GB of it the interpreter with
+# TensorFlow), one 1280² tile at 3.4 GB. Planned with this budget: 672 (4 x 4 tiles, 1.21) at
+# 2448², 720 at 16384² (1.21); the forward pass's own memory grows with the tile's pixels
+# (+698 MB at 612², so about +1.0 GB at 720²), which with the streaming stitch and I/O
+# (1.1-1.25 GB) stays under the 2.5 GB bound at a batch of 1.
+TILE_SIZE = 768
 TILE_OVERLAP = 64
 TILE_BATCH_SIZE = 1  # tiles per forward pass in batch inference
 
@@ -103,6 +105,51 @@ def model_pixels_per_scene_pixel(height: int, width: int, tile: int, overlap: in
     """
     tiles = len(tile_origins(height, tile, overlap)) * len(tile_origins(width, tile, overlap))
     return tiles * tile * tile / (height * width)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def tile_candidates(length: int, budget: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Tile sides worth trying along one side of ``length``: for each count n of tiles, the
+    smallest side whose n tiles (overlapping by ``overlap``) cover it,
+    ``ceil((length + (n-1)·overlap) / n)``, rounded up to ``multiple`` (the model's stride: a
+    side off the multiple is padded up to it inside the model, model pixels spent on nothing).
+
+    Only sides within ``budget`` and at least ``2·overlap`` (the blend's rule) are kept, from the
+    fewest tiles up; the budget rounded down to the multiple is the fallback when none fits.
+    """
+    multiple = max(1, multiple)
+    largest = max(budget // multiple * multiple, multiple)
+    smallest = _round_up(max(2 * overlap, 1), multiple)
+    sides: list[int] = []
+    for count in range(1, length + 1):
+        side = max(_round_up(-(-(length + (count - 1) * overlap) // count), multiple), smallest)
+        if side <= largest and side not in sides:
+            sides.append(side)
+        if side == smallest or len(sides) == 8:  # more tiles than this only add overlap
+            break
+    return sides or [largest]
+
+
+def plan_tile(height: int, width: int, budget: int, overlap: int, multiple: int = 1) -> int:
+    """The square tile side (≤ ``budget``, a multiple of ``multiple``) whose grid covers a
+    ``height`` x ``width`` scene with the fewest model pixels at ``overlap``.
+
+    ``--tile`` is this budget (the memory bound: the forward pass's memory grows with a tile's
+    pixels); a fixed side wastes what its last row and column run past the scene: 612/64 runs
+    1.56 model px per scene px on a 2448² scene, the planned 672 (4 x 4 tiles) 1.21. Ties go to
+    the smaller side (less memory).
+    """
+    candidates = set(tile_candidates(height, budget, overlap, multiple))
+    candidates |= set(tile_candidates(width, budget, overlap, multiple))
+
+    def cost(side: int) -> tuple[int, int]:
+        tiles = len(tile_origins(height, side, overlap)) * len(tile_origins(width, side, overlap))
+        return tiles * side * side, side
+
+    return min(candidates, key=cost)
 
 
 def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int]]:

@@ -130,6 +130,26 @@ def check_rgb(info: RasterInfo) -> None:
         raise BadInputError(info.uri, f"has {info.dtype} pixels; only uint8 (8-bit) is supported")
 
 
+def read_interleaved(
+    dataset: DatasetReader, indexes: list[int], window: Window | None = None
+) -> np.ndarray:
+    """Bands ``indexes`` of ``dataset`` (or of ``window``) as one pixel-interleaved (h, w, n)
+    array, decoded straight into it.
+
+    GDAL writes into a buffer of any strides (rasterio passes the array's strides to
+    ``RasterIO``), so reading into the band-first view of an (h, w, n) array costs the decode
+    alone, where ``read()`` then ``ascontiguousarray(transpose)`` adds a strided copy of every
+    pixel: measured on a 2448² DeepGlobe JPEG, 130 ms against 124 + 98 ms.
+    """
+    if window is None:
+        height, width = dataset.height, dataset.width
+    else:
+        height, width = int(window.height), int(window.width)
+    out = np.empty((height, width, len(indexes)), dtype=dataset.dtypes[indexes[0] - 1])
+    dataset.read(indexes=indexes, window=window, out=out.transpose(2, 0, 1))
+    return out
+
+
 def _nodata_as_uint8(nodata: float | None) -> int | None:
     """A nodata value a uint8 pixel can equal, or None (NaN or out of range: matches nothing)."""
     if nodata is None or not float(nodata).is_integer() or not 0 <= nodata <= 255:
@@ -155,7 +175,7 @@ def read_window(reader: RasterReader, window: PixelWindow) -> tuple[np.ndarray, 
     ds = reader.dataset
     rio_window = Window(window.col_off, window.row_off, window.width, window.height)
     try:
-        bands = ds.read(indexes=[1, 2, 3], window=rio_window)
+        rgb = read_interleaved(ds, [1, 2, 3], rio_window)
         if info.has_alpha:
             valid = ds.read(4, window=rio_window) != 0
         elif MaskFlags.per_dataset in ds.mask_flag_enums[0]:
@@ -168,7 +188,6 @@ def read_window(reader: RasterReader, window: PixelWindow) -> tuple[np.ndarray, 
         raise BadInputError(
             reader.uri, f"cannot read window ({window.describe()}): {reason}"
         ) from None
-    rgb = np.ascontiguousarray(bands.transpose(1, 2, 0))
     if valid is None:
         nodata = _nodata_as_uint8(info.nodata)
         if nodata is None:

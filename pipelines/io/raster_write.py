@@ -125,6 +125,9 @@ def _tiled_gtiff_profile(width: int, height: int, count: int, bigtiff: str) -> d
         "compress": COMPRESS,
         "interleave": "pixel",
         "BIGTIFF": bigtiff,
+        # Blocks never written are not stored and read back as nodata (or masked out): windows
+        # that are entirely nodata are skipped, not written and compressed as nodata.
+        "SPARSE_OK": True,
     }
 
 
@@ -278,7 +281,13 @@ class ClassMapWriter(TiledCogWriter):
     def write_window(
         self, window: PixelWindow, class_ids: np.ndarray, valid: np.ndarray | None = None
     ) -> None:
-        """Write ``(h, w)`` class ids; pixels where ``valid`` is False become nodata."""
+        """Write ``(h, w)`` class ids; pixels where ``valid`` is False become nodata.
+
+        A window with no valid pixel is not written at all: its blocks stay sparse, nodata.
+        """
+        if valid is not None and not valid.any():
+            self._check_window(window, class_ids)
+            return
         self.write_bands(window, class_map_pixels(class_ids, valid))
 
 
@@ -312,6 +321,9 @@ class ProbabilityWriter(TiledCogWriter):
         """Write ``(h, w, classes)`` probabilities in [0, 1]; invalid pixels are masked out."""
         if probabilities.ndim != 3:
             raise ValueError(f"probabilities must be (h, w, classes), got {probabilities.shape}")
+        if valid is not None and not valid.any():  # sparse: masked out without a write
+            self._check_window(window, probabilities)
+            return
         scaled = np.rint(np.clip(probabilities, 0.0, 1.0) * 255.0).astype(np.uint8)
         self.write_bands(window, scaled, valid)
 
@@ -330,6 +342,22 @@ def class_map_pixels(class_ids: np.ndarray, valid: np.ndarray | None = None) -> 
             raise ValueError(f"valid mask {valid.shape} does not match class ids {ids.shape}")
         ids[~valid] = CLASS_NODATA
     return ids
+
+
+def _write_sparse(dst: DatasetWriter, pixels: np.ndarray, valid: np.ndarray | None) -> None:
+    """Write a one-band raster's internal blocks that hold a valid pixel; skip the others
+    (``SPARSE_OK``: they read back as nodata, and cost neither compression nor bytes)."""
+    if valid is None or valid.all():
+        dst.write(pixels[np.newaxis])
+        return
+    height, width = pixels.shape
+    for row in range(0, height, BLOCK_SIZE):
+        for col in range(0, width, BLOCK_SIZE):
+            rows, cols = slice(row, row + BLOCK_SIZE), slice(col, col + BLOCK_SIZE)
+            if valid[rows, cols].any():
+                block = pixels[rows, cols]
+                window = Window(col, row, block.shape[1], block.shape[0])
+                dst.write(block[np.newaxis], window=window)
 
 
 def write_class_block(
@@ -362,7 +390,7 @@ def write_class_block(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path, "w", **profile) as dst:
-                dst.write(pixels[np.newaxis])
+                _write_sparse(dst, pixels, valid)
                 dst.write_colormap(1, class_color_table())
         storage.upload_file(path, destination)
     return destination

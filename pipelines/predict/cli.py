@@ -46,8 +46,10 @@ def options_from_args(args: argparse.Namespace) -> PredictOptions:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, beam_args = build_parser().parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    from pipelines.core.progress import show_progress
     from pipelines.predict.job import run_predict  # Beam and TensorFlow: only to run
 
+    show_progress()  # "predict: 3/12 scenes, 0.05 scenes/s, ~180 s left" every 10 s, on stderr
     try:
         options = options_from_args(args)
         summary = run_predict(args.model, args.input, args.output, options, beam_args=beam_args)

@@ -58,6 +58,7 @@ from pipelines.answers.tables import STATS_SCHEMA, write_table
 from pipelines.core.errors import ERRORS_DIR
 from pipelines.core.naming import MODEL_FILE
 from pipelines.core.provenance import ModelRef
+from pipelines.core.quiet import quiet_harmless
 from pipelines.io import storage
 from pipelines.io.beam_runtime import create_pipeline, is_local, pipeline_options
 from pipelines.io.integrity import resolved_same_or_inside
@@ -68,6 +69,7 @@ from pipelines.predict.options import PredictOptions
 from pipelines.predict.resolution import NO_MODEL_GSD, read_model_gsd
 from pipelines.predict.transforms import (
     BLOCKS,
+    MODEL_PIXELS,
     NO_CRS_WARNING,
     NODATA_PIXELS,
     SCENES_FAILED,
@@ -183,12 +185,14 @@ def run_predict(
     ``options``: how to tile, run and write (:class:`PredictOptions`, validated first; None:
     its defaults). The summary: ``{"predicted", "skipped", "failed", "output"}`` plus
     ``scenes`` (matched), ``errors`` (the error files written), ``tiles_run``,
-    ``tiles_skipped_nodata``, ``nodata_pixels``, ``blocks``, ``tta``, ``warnings`` and
+    ``tiles_skipped_nodata``, ``nodata_pixels``, ``model_pixels`` (pixels the model ran over:
+    tiles run x the planned tile's pixels), ``blocks``, ``tta``, ``warnings`` and
     ``timings`` (wall, forward pass, model loading, seconds).
     """
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     options = (options or PredictOptions()).validate()
+    quiet_harmless()
     check_paths(input_uri, output_uri)
     model_file = resolve_model_uri(model_uri)
     model = records.model_ref(model_file)
@@ -200,13 +204,17 @@ def run_predict(
     totals = dict.fromkeys(_COUNTERS, 0)
     load_ms = 0
     error_files: list[str] = []
+    done = 0
     for wave_index, wave in enumerate(_waves(scenes, scenes_per_wave) if scenes else []):
         errors_prefix = storage.join(output_uri, ERRORS_DIR, f"{STAGE}-{run_tag}-w{wave_index:03d}")
         pipeline = create_pipeline(beam_options)
         results = (
             pipeline
             | "Scenes" >> beam.Create(wave)
-            | "Predict" >> PredictScenes(model_file, model, output_uri, options, model_gsd)
+            | "Predict"
+            >> PredictScenes(
+                model_file, model, output_uri, options, model_gsd, progress=(done, len(scenes))
+            )
         )
         _ = results["errors"] | "WriteErrors" >> beam.io.WriteToText(
             errors_prefix, file_name_suffix=".jsonl", shard_name_template="", skip_if_empty=True
@@ -220,6 +228,7 @@ def run_predict(
         if wave_totals[SCENES_FAILED]:
             error_files.append(f"{errors_prefix}.jsonl")
         _remove_empty_local_dir(storage.join(output_uri, ERRORS_DIR))
+        done += len(wave)
         log.info("wave %d: %d scenes done", wave_index, len(wave))
     catalog = publish_run(output_uri, scenes, model, run_tag, started_at)
     warnings = []
@@ -241,6 +250,7 @@ def run_predict(
         "tiles_run": totals[TILES_RUN],
         "tiles_skipped_nodata": totals[TILES_SKIPPED_NODATA],
         "nodata_pixels": totals[NODATA_PIXELS],
+        "model_pixels": totals[MODEL_PIXELS],
         "blocks": totals[BLOCKS],
         "tta": options.tta,
         "gsd": {
@@ -267,6 +277,7 @@ _COUNTERS = (
     TILES_RUN,
     TILES_SKIPPED_NODATA,
     NODATA_PIXELS,
+    MODEL_PIXELS,
     BLOCKS,
     SCENES_RESAMPLED,
     FORWARD_US,

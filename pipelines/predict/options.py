@@ -38,7 +38,12 @@ DEFAULT_SCENES_PER_WAVE = 8
 class PredictOptions:
     """How ``landcover predict`` tiles, runs and writes; every field is one flag."""
 
-    tile: int = option(TILE_SIZE, help="tile side in px", minimum=1)
+    tile: int = option(
+        TILE_SIZE,
+        help="largest tile side in px (the memory bound); each scene is tiled with the side "
+        "that covers it with the fewest model pixels, a multiple of the model's stride",
+        minimum=1,
+    )
     overlap: int = option(TILE_OVERLAP, help="overlap of neighbouring tiles in px", minimum=0)
     batch_size: int = option(TILE_BATCH_SIZE, help="tiles per forward pass", minimum=1)
     format: str | None = option(

@@ -77,6 +77,7 @@ class RegionStats:
     tiles_run: int = 0
     tiles_skipped_nodata: int = 0
     nodata_pixels: int = 0
+    model_pixels: int = 0  # pixels the model ran over: tiles run x the planned tile's pixels
     forward_s: float = 0.0
     seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
@@ -86,6 +87,7 @@ class RegionStats:
             self.tiles_run + other.tiles_run,
             self.tiles_skipped_nodata + other.tiles_skipped_nodata,
             self.nodata_pixels + other.nodata_pixels,
+            self.model_pixels + other.model_pixels,
             self.forward_s + other.forward_s,
             self.seconds + other.seconds,
         )
@@ -139,19 +141,25 @@ def predict_region(
             for (position, _), prob in zip(chunk, probabilities, strict=True):
                 results[position] = prob
         stats.tiles_run += len(todo)
+        stats.model_pixels += len(todo) * tile * tile
         stats.tiles_skipped_nodata += len(row.tiles) - len(todo)
         for position in range(len(row.tiles)):
             stitcher.add(results.pop(position, None))
         finished = stitcher.finish_row()
         if finished is not None:
             valid_out = _band_validity(finished, valid_band, row.y, x0)
-            stats.nodata_pixels += int(valid_out.size - np.count_nonzero(valid_out))
-            on_band(
-                finished.window,
-                finished.class_ids(),
-                finished.probabilities() if with_probabilities else None,
-                valid_out,
-            )
+            valid_count = int(np.count_nonzero(valid_out))
+            stats.nodata_pixels += int(valid_out.size - valid_count)
+            band_probabilities: np.ndarray | None = None
+            if valid_count:
+                ids = finished.class_ids()
+                if with_probabilities:
+                    band_probabilities = finished.probabilities()
+            else:  # all nodata: no argmax, no division; the sinks write nothing for it
+                ids = np.zeros(finished.window.shape, np.uint8)
+                if with_probabilities:
+                    band_probabilities = np.zeros_like(finished.canvas)
+            on_band(finished.window, ids, band_probabilities, valid_out)
     stats.seconds = time.perf_counter() - started
     return stats
 

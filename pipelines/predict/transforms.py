@@ -33,7 +33,10 @@ from pipelines.core.errors import BadInputError, ErrorRecord
 from pipelines.core.geo import OutputTooLargeError, PixelWindow, block_grid, check_output_limits
 from pipelines.core.gsd import Gsd
 from pipelines.core.palette import NUM_CLASSES
+from pipelines.core.progress import Progress
 from pipelines.core.provenance import InputRef, ModelRef, output_fingerprint
+from pipelines.core.quiet import quiet_harmless
+from pipelines.core.tiling import plan_tile
 from pipelines.io import imaging, storage
 from pipelines.io.raster_cog import assemble_cog
 from pipelines.io.raster_read import RasterInfo, check_rgb, open_raster, read_info
@@ -56,6 +59,7 @@ SCENES_WITHOUT_CRS = "scenes_without_crs"
 TILES_RUN = "tiles_run"
 TILES_SKIPPED_NODATA = "tiles_skipped_nodata"
 NODATA_PIXELS = "nodata_pixels"
+MODEL_PIXELS = "model_pixels"
 BLOCKS = "blocks"
 SCENES_RESAMPLED = "scenes_resampled"
 NO_CRS_WARNING = "no CRS: output has no georeference"
@@ -110,6 +114,7 @@ class SceneTask:
             "nodata_pixels": stats.nodata_pixels,
             "tiles_run": stats.tiles_run,
             "tiles_skipped_nodata": stats.tiles_skipped_nodata,
+            "model_pixels": stats.model_pixels,
             "tta": self.options["tta"],
             "gsd": self._gsd_facts(shape),
             "seconds": round(stats.seconds, 3),
@@ -234,18 +239,27 @@ class PredictBlock(beam.DoFn):
     BLOCKS = "blocks"
 
     def __init__(
-        self, model_file: str, output_uri: str, options: PredictOptions, model: ModelRef
+        self,
+        model_file: str,
+        output_uri: str,
+        options: PredictOptions,
+        model: ModelRef,
+        progress: tuple[int, int] = (0, 0),
     ) -> None:
         self.model_file, self.output_uri = model_file, output_uri
         self.options, self.model_ref = options, model
+        self.progress_start = progress  # (scenes done before this run, scenes in the job)
+        self._progress: Progress | None = None
         self._shared = Shared()
         self._model: Any = None
+        self._multiple = 1
         self.predicted = Metrics.counter(METRICS_NAMESPACE, SCENES_PREDICTED)
         self.failed = Metrics.counter(METRICS_NAMESPACE, SCENES_FAILED)
         self.forward_us = Metrics.counter(METRICS_NAMESPACE, FORWARD_US)
         self.tiles_run = Metrics.counter(METRICS_NAMESPACE, TILES_RUN)
         self.tiles_skipped = Metrics.counter(METRICS_NAMESPACE, TILES_SKIPPED_NODATA)
         self.nodata = Metrics.counter(METRICS_NAMESPACE, NODATA_PIXELS)
+        self.model_pixels = Metrics.counter(METRICS_NAMESPACE, MODEL_PIXELS)
         self.no_crs = Metrics.counter(METRICS_NAMESPACE, SCENES_WITHOUT_CRS)
         self.blocks = Metrics.counter(METRICS_NAMESPACE, BLOCKS)
         self.resampled = Metrics.counter(METRICS_NAMESPACE, SCENES_RESAMPLED)
@@ -253,6 +267,9 @@ class PredictBlock(beam.DoFn):
     def setup(self) -> None:
         from models import serving  # TensorFlow: only in the worker that runs the model
 
+        quiet_harmless()  # on a remote worker too: the sinks' harmless warnings are logged here
+        done, total = self.progress_start
+        self._progress = Progress("predict", total, done=done)
         model_file = self.model_file
 
         class _Holder:  # Shared needs a weak-referenceable object
@@ -261,6 +278,7 @@ class PredictBlock(beam.DoFn):
 
         self._holder = self._shared.acquire(_Holder)
         self._model = self._holder.model
+        self._multiple = serving.input_multiple(self._model)
 
     def _predict_fn(self) -> Any:
         from models.serving import predict_tiles
@@ -296,13 +314,20 @@ class PredictBlock(beam.DoFn):
         self.tiles_run.inc(stats.tiles_run)
         self.tiles_skipped.inc(stats.tiles_skipped_nodata)
         self.nodata.inc(stats.nodata_pixels)
+        self.model_pixels.inc(stats.model_pixels)
         return stats
 
     def _predict(
         self, task: SceneTask, source: Any, sink: Any, kwargs: dict[str, Any]
     ) -> RegionStats:
-        """On the scene's own grid, or through the model's grid when the GSDs differ."""
+        """On the scene's own grid, or through the model's grid when the GSDs differ; with the
+        tile planned for the grid the tiles are cut from (``--tile`` is its largest side)."""
         grid = task.model_grid(source.height, source.width)
+        height, width = (source.height, source.width) if grid is None else grid.model
+        kwargs = {
+            **kwargs,
+            "tile": plan_tile(height, width, kwargs["tile"], kwargs["overlap"], self._multiple),
+        }
         if grid is None:
             return predict_region(source, self._predict_fn(), sink, **kwargs)
         return predict_on_model_grid(source, self._predict_fn(), sink, grid, **kwargs)
@@ -310,6 +335,8 @@ class PredictBlock(beam.DoFn):
     def process(self, task: SceneTask) -> Iterator[Any]:
         with gdal_env():
             yield from self._process(task)
+        if self._progress is not None:
+            self._progress.advance(1.0 / task.blocks)  # a block is its share of a scene
 
     def _process(self, task: SceneTask) -> Iterator[Any]:
         if task.blocks > 1:
@@ -477,11 +504,13 @@ class PredictScenes(beam.PTransform):
         output_uri: str,
         options: PredictOptions,
         model_gsd: float | None = None,
+        progress: tuple[int, int] = (0, 0),
     ) -> None:
         super().__init__()
         self.model_file_uri, self.model = model_file_uri, model
         self.output_uri, self.options = output_uri, options
         self.model_gsd = model_gsd
+        self.progress = progress  # (scenes of earlier waves, scenes in the job)
 
     def expand(self, scenes: beam.PCollection) -> dict[str, beam.PCollection]:
         planned = scenes | "Plan" >> beam.ParDo(
@@ -492,7 +521,9 @@ class PredictScenes(beam.PTransform):
             | "Spread" >> beam.Reshuffle()
             | "PredictBlock"
             >> beam.ParDo(
-                PredictBlock(self.model_file_uri, self.output_uri, self.options, self.model)
+                PredictBlock(
+                    self.model_file_uri, self.output_uri, self.options, self.model, self.progress
+                )
             ).with_outputs(ERRORS, PredictBlock.BLOCKS, main="written")
         )
         assembled = (

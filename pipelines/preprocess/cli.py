@@ -157,9 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = options_from(args)
     except ValueError as exc:
         parser.error(str(exc))  # exits 2, as for any other bad flag
+    from pipelines.core.progress import show_progress
     from pipelines.preprocess.job import run_preprocess, summary  # Beam: only to run
     from pipelines.preprocess.resolution import MixedGsdError
 
+    show_progress()  # "preprocess: 12/40 scenes, 0.8 scenes/s, ~35 s left" every 10 s
     start = time.perf_counter()
     try:
         manifest = run_preprocess(options, beam_args=beam_args)

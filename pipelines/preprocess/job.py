@@ -2,8 +2,8 @@
 
 ```
 {input}/*  (*_sat.jpg|tif + *_mask.png|tif, suffixes in any case)
-  └ MatchAll ─ PairScenes ─┬ pairs ─ ScenesToPatches ─┬ train ── WriteToTFRecord ─ Count ─┐
-                           │   (split plan side input) ├ val ──── WriteToTFRecord ─ Count ─┤
+  └ MatchAll ─ PairScenes ─┬ pairs ─ ScenesToPatches ─┬ train ── WriteCountedTFRecords ─┐
+                           │   (split plan side input) ├ val ──── WriteCountedTFRecords ─┤
                            └ orphans ─────────────────┼ errors ─ WriteToText ─────────────┤
                                                       └ stats ── totals ──────────────────┤
                                                                           WriteManifest ──┘
@@ -23,9 +23,10 @@ Why it is shaped like this:
 - **Bad input is data**: orphans and bad scenes become ``ErrorRecord`` lines under ``errors/``;
   the job goes on, and ``manifest.json`` counts them (scenes in = scenes written + errors).
 - **The manifest is written by the pipeline's last step**, which takes the finalized shards'
-  record counts, sizes and sha256 (counted by reading each written shard back, in parallel)
-  as side inputs: it appears only once every shard is in place, on any runner, and it refuses
-  to vouch for shards whose counts do not add up to the patches written.
+  record counts, sizes and sha256 (counted while each shard's bytes are written, by
+  :mod:`pipelines.io.shards`; nothing is read back) as side inputs: it appears only once
+  every shard is in place, on any runner, and it refuses to vouch for shards whose counts do
+  not add up to the patches written.
 - **Written whole, then switched**: ``--output`` is a dataset root; a run writes
   ``ROOT/versions/<version_id>/`` and only after its manifest is written does
   :func:`pipelines.io.versions.publish` switch ``ROOT/CURRENT`` to it, in one atomic write.
@@ -52,12 +53,14 @@ from pipelines.core.errors import ERRORS_DIR, ErrorRecord
 from pipelines.core.gsd import format_gsd
 from pipelines.core.manifest import Manifest, ShardInfo
 from pipelines.core.naming import LABEL_MASK_SUFFIXES, LABELED_IMAGE_SUFFIXES
+from pipelines.core.quiet import quiet_harmless
 from pipelines.core.records import SPLITS, RecordFormat
 from pipelines.io import storage, versions
 from pipelines.io.beam_runtime import create_pipeline, pipeline_options
-from pipelines.io.records import read_manifest, shard_info, write_manifest
+from pipelines.io.records import read_manifest, write_manifest
+from pipelines.io.shards import WriteCountedTFRecords
 from pipelines.preprocess.options import PreprocessOptions
-from pipelines.preprocess.pairing import file_role
+from pipelines.preprocess.pairing import IMAGE, file_role
 from pipelines.preprocess.resolution import GsdPlan, survey_gsd
 from pipelines.preprocess.transforms import (
     BEAM_COMPRESSION,
@@ -147,12 +150,14 @@ class Preprocess(beam.PTransform):
         runner: str = "DirectRunner",
         folder_uri: str | None = None,
         gsd_plan: GsdPlan | None = None,
+        total: int = 0,
     ) -> None:
         super().__init__()
         self.options = options
         self.runner = runner
         self.folder_uri = folder_uri or options.output_uri
         self.gsd_plan = gsd_plan
+        self.total = total  # labeled images listed, for progress lines (0: unknown)
 
     def expand(self, root: beam.pvalue.PBegin) -> beam.PCollection[Manifest]:
         opts = self.options
@@ -167,21 +172,24 @@ class Preprocess(beam.PTransform):
         )
         paired = uris | "PairScenes" >> PairScenes()
         scenes = paired["pairs"] | "ScenesToPatches" >> ScenesToPatches(
-            opts.patch_size, opts.val_fraction, opts.seed, fmt, opts.mask_rule, gsd_plan
+            opts.patch_size,
+            opts.val_fraction,
+            opts.seed,
+            fmt,
+            opts.mask_rule,
+            gsd_plan,
+            total=self.total,
         )
         counted = {
             split: scenes[split]
             | f"Write{split.title()}"
-            >> beam.io.WriteToTFRecord(
+            # Each shard's records, size and sha256 counted as its bytes are written.
+            >> WriteCountedTFRecords(
                 storage.join(folder, split),
                 file_name_suffix=fmt.suffix,
                 num_shards=opts.num_shards,
                 compression_type=BEAM_COMPRESSION[fmt.compression],
             )
-            # Each written shard read back once, in parallel: its records, size and sha256.
-            | f"Spread{split.title()}" >> beam.Reshuffle()
-            | f"Count{split.title()}"
-            >> beam.Map(lambda uri, c=fmt.compression: (uri, shard_info(uri, c)))
             for split in SPLITS
         }
         errors = (paired[ERRORS], scenes[ERRORS]) | "AllErrors" >> beam.Flatten()
@@ -232,6 +240,12 @@ def check_input(input_uri: str) -> None:
             f"no scenes under {input_uri}: expected {{id}}{'|'.join(LABELED_IMAGE_SUFFIXES)} "
             f"and {{id}}{'|'.join(LABEL_MASK_SUFFIXES)}"
         )
+
+
+def count_images(input_uri: str) -> int:
+    """Labeled images the run will see (the progress lines' total; orphans included)."""
+    uris = (uri for pattern in input_patterns(input_uri) for uri in storage.match(pattern))
+    return sum(1 for uri in uris if (role := file_role(uri)) is not None and role[1][0] == IMAGE)
 
 
 def plan_gsd(options: PreprocessOptions) -> GsdPlan:
@@ -296,13 +310,15 @@ def run_preprocess(
         record_format=record_format,
         num_shards=num_shards,
     )
+    quiet_harmless()
     check_input(options.input_uri)
     gsd_plan = plan_gsd(options)  # before any work: a mixed input is refused here
+    total = count_images(options.input_uri)
     version_id, folder = versions.new_version(options.output_uri)
     beam_options = pipeline_options(beam_args)
     with create_pipeline(beam_options) as pipeline:
         _ = pipeline | "Preprocess" >> Preprocess(
-            options, _runner_name(beam_options), folder, gsd_plan
+            options, _runner_name(beam_options), folder, gsd_plan, total
         )
     # The switch: only now does the root resolve to the new dataset (manifest.json required).
     versions.publish(options.output_uri, version_id)

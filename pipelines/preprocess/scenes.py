@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from pipelines.core.errors import BadInputError
 from pipelines.core.gsd import Gsd, format_gsd
@@ -94,8 +95,11 @@ def scene_records(
 def class_pixels(class_ids: np.ndarray) -> tuple[int, ...]:
     """Pixels per class, palette order.
 
-    Seven ``count_nonzero(ids == k)`` passes over uint8 take ~2 ms a scene where ``bincount``
-    (which first widens every pixel to int64) takes ~12; ids come from the palette decode, so
-    every pixel is one of the seven.
+    PIL's histogram of the ids as an 8-bit image is one C pass (~2 ms a 2448² scene), where
+    seven ``count_nonzero(ids == k)`` passes take ~9 and ``bincount`` (which first widens every
+    pixel to int64) ~12; ids come from the palette decode, so every pixel is one of the seven.
     """
-    return tuple(int(np.count_nonzero(class_ids == k)) for k in range(NUM_CLASSES))
+    ids = np.ascontiguousarray(class_ids, dtype=np.uint8)
+    height, width = ids.shape
+    counts = Image.frombuffer("L", (width, height), ids, "raw", "L", 0, 1).histogram()
+    return tuple(int(n) for n in counts[:NUM_CLASSES])

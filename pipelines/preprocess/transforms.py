@@ -24,6 +24,7 @@ from apache_beam.pvalue import AsSingleton, TaggedOutput
 from pipelines.core.errors import BadInputError, ErrorRecord
 from pipelines.core.gsd import native_key
 from pipelines.core.palette import NUM_CLASSES, MaskRule
+from pipelines.core.progress import Progress
 from pipelines.core.records import SPLITS, RecordFormat
 from pipelines.core.splits import SplitPlan, assign_split, split_score
 from pipelines.preprocess.pairing import STAGE, ScenePair, file_role, name_problem, pair_files
@@ -159,16 +160,27 @@ class ProcessSceneFn(beam.DoFn):
         fmt: RecordFormat,
         rule: MaskRule | None = None,
         gsd: GsdPlan | None = None,
+        total: int = 0,
     ) -> None:
         self.patch_size = patch_size
         self.fmt = fmt
         self.rule = rule or MaskRule()
         self.gsd = gsd or GsdPlan()
+        self.total = total
+        self._progress: Progress | None = None
         self.scenes_ok = Metrics.counter(METRICS_NAMESPACE, "scenes_ok")
         self.scenes_bad = Metrics.counter(METRICS_NAMESPACE, "scenes_bad")
         self.patches = Metrics.counter(METRICS_NAMESPACE, "patches")
 
+    def setup(self) -> None:
+        self._progress = Progress("preprocess", self.total)
+
     def process(self, pair: ScenePair, plan: SplitPlan) -> Iterator[TaggedOutput]:
+        yield from self._scene(pair, plan)
+        if self._progress is not None:
+            self._progress.advance()
+
+    def _scene(self, pair: ScenePair, plan: SplitPlan) -> Iterator[TaggedOutput]:
         try:
             image, class_ids, native = load_scene_at_gsd(pair, self.patch_size, self.rule, self.gsd)
         except BadInputError as error:
@@ -234,6 +246,7 @@ class ScenesToPatches(beam.PTransform):
         fmt: RecordFormat,
         rule: MaskRule | None = None,
         gsd: GsdPlan | None = None,
+        total: int = 0,
     ):
         super().__init__()
         self.patch_size = patch_size
@@ -242,6 +255,7 @@ class ScenesToPatches(beam.PTransform):
         self.fmt = fmt
         self.rule = rule or MaskRule()
         self.gsd = gsd or GsdPlan()
+        self.total = total  # scenes in the run, for progress lines
 
     def expand(self, pairs: beam.PCollection[ScenePair]) -> dict[str, beam.PCollection]:
         plan = (
@@ -250,6 +264,7 @@ class ScenesToPatches(beam.PTransform):
             | "SplitPlan" >> beam.CombineGlobally(SplitPlanFn(self.seed, self.val_fraction))
         )
         outputs = pairs | "Scenes" >> beam.ParDo(
-            ProcessSceneFn(self.patch_size, self.fmt, self.rule, self.gsd), AsSingleton(plan)
+            ProcessSceneFn(self.patch_size, self.fmt, self.rule, self.gsd, self.total),
+            AsSingleton(plan),
         ).with_outputs(TRAIN, VAL, ERRORS, STATS)
         return {tag: outputs[tag] for tag in (TRAIN, VAL, ERRORS, STATS)}

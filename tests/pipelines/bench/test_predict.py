@@ -32,7 +32,14 @@ def test_write_geotiff_is_tiled_georeferenced_rgb(tmp_path) -> None:
 
 
 def _geotiff(wall: float, forward: float, rss: float) -> dict:
-    return {"wall_s": wall, "forward_s": forward, "tiles_run": 4, "tile": 100, "peak_rss_mb": rss}
+    return {
+        "wall_s": wall,
+        "forward_s": forward,
+        "tiles_run": 4,
+        "tile": 100,
+        "model_pixels": 4 * 100 * 100,
+        "peak_rss_mb": rss,
+    }
 
 
 def test_memory_verdict_sums_streaming_and_forward_peaks() -> None:
@@ -65,16 +72,41 @@ def test_geotiff_case_in_a_child_process(tmp_path) -> None:
         workdir=str(tmp_path),
     )
     assert result["predicted"] == 1
+    # --tile 128 is the budget: the U-Net (stride 16) gets 3x3 tiles of 96 at stride 80, which
+    # end exactly at 256 (the fixed 128 ran 3x3 tiles of 128, 2.25 model px per scene px)
+    assert result["planned_tile"] == 96 and result["tiles_run"] == 9
     assert result["model_pixels_per_scene_pixel"] == pytest.approx(
-        model_pixels_per_scene_pixel(256, 256, 128, 16), abs=1e-4
+        model_pixels_per_scene_pixel(256, 256, 96, 16), abs=1e-4
     )
-    assert result["tiles_run"] == 9  # 3×3 tiles of 128 at stride 112 cover 256
+    assert result["model_pixels_per_scene_pixel"] == bench.planned_ratio(256, 128, 16, 16)
+    assert result["device"].startswith("CPU")
     assert result["peak_rss_mb"] > 100  # an interpreter with TensorFlow, measured in the child
     assert 0.0 < result["overhead_share"] < 1.0
     assert 0.0 < result["forward_s"] < result["wall_s"]
     assert result["megapixels_per_s"] == pytest.approx(256 * 256 / 1e6 / result["wall_s"], abs=1e-6)
     results = {"cpu_count": 2, "geotiff": result}
     assert "NARROW model" in bench.format_report(results)
+
+
+def test_write_geotiff_can_declare_a_share_of_its_rows_nodata(tmp_path) -> None:
+    path = str(tmp_path / "sparse_sat.tif")
+    bench.write_geotiff(path, 200, block=64, nodata_fraction=0.7)
+    with rasterio.open(path) as dataset:
+        pixels = dataset.read()
+        assert dataset.nodata == 0
+    assert (pixels[:, :140] == 0).all() and (pixels[:, 140:] > 0).all()
+
+
+def test_planned_ratio_counts_the_tiles_each_block_runs() -> None:
+    # whole 2448² scene: 4 x 4 tiles of 672 (origins 0, 608, 1216, 1824); blocks of 1224: the
+    # tiles at 608 and 1216 both straddle the border, each block runs 3 per axis, 6 x 6 in all
+    assert bench.planned_ratio(2448, 768, 64, 16) == pytest.approx(16 * 672**2 / 2448**2, abs=1e-4)
+    assert bench.planned_ratio(2448, 768, 64, 16, 1224) == pytest.approx(
+        36 * 672**2 / 2448**2, abs=1e-4
+    )
+    assert bench.planned_ratio(2448, 612, 64, 16, fixed=True) == 1.5625
+    report = bench.plan_report("unet", 768, 64, 2448, 4096, 2048)
+    assert "2448² whole scene: fixed 768 → 1.5748 model px/scene px; planned 672 → 1.2057" in report
 
 
 def test_tta_case_times_every_mode_relative_to_none() -> None:

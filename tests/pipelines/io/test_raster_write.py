@@ -220,3 +220,37 @@ def test_output_over_gdal_limits_fails_before_any_file_is_made(tmp_path: Path) -
     with pytest.raises(OutputTooLargeError, match="raster size"):
         ClassMapWriter(str(tmp_path / "huge_mask.tif"), huge)
     assert not (tmp_path / "huge_mask.tif").exists()
+
+
+def test_windows_without_a_valid_pixel_are_not_written_and_read_back_as_nodata(
+    tmp_path: Path,
+) -> None:
+    from pipelines.io.raster_write import write_class_block
+
+    src = tmp_path / "s_sat.tif"
+    write_scene(src, 1100, 1200)
+    info = read_info(str(src))
+    ids = np.random.default_rng(5).integers(0, NUM_CLASSES, (1100, 1200)).astype(np.uint8)
+    valid = np.zeros((1100, 1200), bool)
+    valid[700:, 600:] = True  # 70% nodata: whole 512 blocks and whole bands of it
+    dst = tmp_path / "s_mask.tif"
+    with ClassMapWriter(str(dst), info) as writer:
+        for row in range(0, 1100, 100):  # bands, as predict writes them
+            window = PixelWindow(row, 0, min(100, 1100 - row), 1200)
+            rows = slice(window.row_off, window.row_stop)
+            writer.write_window(window, ids[rows], valid[rows])
+    expected = np.where(valid, ids, CLASS_NODATA)
+    with rasterio.open(dst) as ds:
+        np.testing.assert_array_equal(ds.read(1), expected)
+    block = tmp_path / "block.tif"
+    window = PixelWindow(0, 0, 1100, 1200)
+    write_class_block(str(block), info, window, ids, valid)
+    full = tmp_path / "full.tif"
+    write_class_block(str(full), info, window, ids, np.ones_like(valid))
+    with rasterio.open(block) as ds:
+        np.testing.assert_array_equal(ds.read(1), expected)
+        # sparse: the all-nodata 512 block (0, 0) is not in the file; block (1, 1) is
+        assert not ds.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1)
+        assert int(ds.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1)) > 0
+    with rasterio.open(full) as ds:
+        assert int(ds.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1)) > 0
