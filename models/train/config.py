@@ -30,17 +30,22 @@ LOGS_DIR = "logs"
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "poly")  # models.train.schedule.SCHEDULES
 
 # ``--preset``: the recommended settings for a machine class; explicit flags still win.
-# cpu: small random crops and widths in float32, so a 2-core laptop runs real steps in seconds;
+# cpu: what the experiments on real DeepGlobe scenes chose for a 2-core machine (docs/recipe.md,
+#   `landcover bench quality`): random 160² crops, batch 8, base width 8 (half the steps' cost
+#   of base 16, so twice the steps in a budget: test mIoU 0.300 against 0.278 at 6 minutes) and
+#   a peak learning rate of 3e-3 (0.278 against 0.242 at 1e-3, base 16), in float32;
 #   validation still runs on whole patches.
 # gpu: mixed precision (float16 compute, float32 variables, dynamic loss scaling) and a
 #   per-replica batch of 8 whole 612² patches at full width, sized for a 16 GB+ GPU. XLA
 #   (``--jit``) stays off: no GPU was available to measure it on; add ``--jit`` where
-#   ``landcover bench train --jit`` measures it faster on the GPU at hand.
+#   ``landcover bench train --jit`` measures it faster on the GPU at hand. Its learning rate is
+#   the default (1e-3): no GPU run has measured another.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "batch_size": 8,
         "crop_size": 160,
-        "base_filters": 16,
+        "base_filters": 8,
+        "learning_rate": 3e-3,
         "mixed_precision": False,
         "jit": False,
     },

@@ -84,7 +84,7 @@ def test_a_preset_sets_its_values_between_the_flow_defaults_and_the_overrides() 
 
     (config,) = candidate_configs(
         ["unet"],
-        {"preset": "cpu", "base_filters": 8},
+        {"preset": "cpu", "base_filters": 4},
         layout=Layout("/r"),
         dataset="d",
         version="v",
@@ -92,7 +92,7 @@ def test_a_preset_sets_its_values_between_the_flow_defaults_and_the_overrides() 
     cpu = PRESETS["cpu"]
     assert config.preset == "cpu"
     assert (config.crop_size, config.mixed_precision) == (cpu["crop_size"], cpu["mixed_precision"])
-    assert config.base_filters == 8  # an explicit override beats the preset
+    assert config.base_filters == 4  # an explicit override beats the preset
     assert config.epochs == FLOW_TRAINING["epochs"]  # the preset does not set epochs
     with pytest.raises(ValueError, match="unknown preset 'tpu'"):
         candidate_configs(

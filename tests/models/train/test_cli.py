@@ -53,7 +53,7 @@ def test_recipe_flags_and_presets() -> None:
     )
     assert defaults.preset is None and not defaults.fresh
     cpu = config_from_args([*base, "--preset", "cpu"])
-    assert (cpu.preset, cpu.crop_size, cpu.base_filters) == ("cpu", 160, 16)
+    assert (cpu.preset, cpu.crop_size, cpu.base_filters, cpu.learning_rate) == ("cpu", 160, 8, 3e-3)
     gpu = config_from_args([*base, "--preset", "gpu", "--crop-size", "256", "--no-mixed-precision"])
     assert (gpu.preset, gpu.crop_size, gpu.base_filters, gpu.mixed_precision) == (
         "gpu",
