@@ -13,7 +13,9 @@ there). While it runs, the watcher announces each completion once. When it **sta
 announces again every drop that is still complete: the ``imagery-drop`` flow deletes the marker
 (and moves every file out) once it has unpacked a drop, so a drop still complete at start is
 one whose run was killed or never ran, and the new run finishes it (the flow is idempotent: a
-drop already being unpacked is found done). Reusing a folder name later (with a new marker) is
+drop already being unpacked is found done). So is a drop whose marker is gone but whose receipt
+(in ``state/``) lists follow-ups not done yet: its run was killed after unpacking, before it
+started retraining or inference. Reusing a folder name later (with a new marker) is
 a new drop.
 
 Scanning is the single source of truth (:meth:`DropWatcher.poll`); watchdog's file-system
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.drops.events import DROP_MARKER, drop_event
+from flows.drops.receipt import RECEIPT_NAME, Receipt, pending_follow_up
 from flows.layout import Layout
 
 logger = logging.getLogger("landcover.watcher")
@@ -68,14 +71,16 @@ class DropWatcher:
         *,
         quiet_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
-        state_file: Path | str | None = None,
+        root: Path | str | None = None,
     ) -> None:
-        """``state_file`` defaults to the state of the root whose ``drops/`` is ``folder``."""
+        """``root``: the data root the drops are unpacked into, whose ``state/`` the watcher
+        and the flow share (default: the folder above ``folder``, whose ``drops/`` it is)."""
         self.folder = Path(folder).resolve()
         self.emit = emit
         self.quiet_seconds = quiet_seconds
         self.clock = clock
-        self.state_file = Path(state_file or Layout(str(self.folder.parent)).watcher_state)
+        self.layout = Layout(str(Path(root).resolve() if root else self.folder.parent))
+        self.state_file = Path(self.layout.watcher_state)
         self.seen: dict[str, int] = self._load_state()
         self.started = False  # the first poll also announces unfinished drops again
 
@@ -124,6 +129,30 @@ class DropWatcher:
                 found.append((drop.name, key))
         return found
 
+    def follow_ups_pending(self, name: str) -> bool:
+        """Whether the flow unpacked drop ``name`` but was killed before its follow-ups
+        (retraining, inference) were recorded: its receipt in ``state/`` says so."""
+        receipt = Path(self.layout.drop_state(f"{self.folder}/{name}")) / RECEIPT_NAME
+        try:
+            parsed = Receipt.from_json(receipt.read_text(), name)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False
+        return bool(
+            pending_follow_up(parsed, "training", "raw")
+            or pending_follow_up(parsed, "inference", "incoming")
+        )
+
+    def unfinished_without_marker(self, complete: set[str]) -> list[str]:
+        """Drops that are not complete (marker gone) but whose follow-ups are pending."""
+        if not self.folder.is_dir():
+            return []
+        names = sorted(p.name for p in self.folder.iterdir() if p.is_dir())
+        return [
+            n
+            for n in names
+            if not n.startswith(".") and n not in complete and self.follow_ups_pending(n)
+        ]
+
     def poll(self) -> list[str]:
         """Emit an event for each newly completed drop; returns their names.
 
@@ -131,9 +160,13 @@ class DropWatcher:
         still complete means still unfinished (its run was killed, or never started).
         """
         resuming = not self.started
-        new = [
-            (name, key) for name, key in self.completed() if resuming or self.seen.get(name) != key
-        ]
+        complete = self.completed()
+        new = [(name, key) for name, key in complete if resuming or self.seen.get(name) != key]
+        if resuming:
+            for name in self.unfinished_without_marker({n for n, _ in complete}):
+                pending = {"resumed": True, "follow_ups_pending": True}
+                self.emit(drop_event(str(self.folder), name, payload=pending))
+                logger.info("drop %s: follow-ups pending, announced again", self.folder / name)
         for name, key in new:
             again = self.seen.get(name) == key
             payload: dict[str, Any] = {"completed_ns": key, "resumed": again}
@@ -185,10 +218,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--folder", required=True, help="the folder whose sub-folders are drops")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between scans")
     parser.add_argument(
-        "--state-file",
+        "--root",
         default=None,
-        help="where announced drops are remembered (default: state/watcher.json of the root "
-        "whose drops/ --folder is)",
+        help="the data root the drops go into, whose state/ holds the watcher's record and the "
+        "drops' receipts (default: the folder above --folder)",
     )
     parser.add_argument(
         "--quiet-seconds",
@@ -205,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    watcher = DropWatcher(args.folder, quiet_seconds=args.quiet_seconds, state_file=args.state_file)
+    watcher = DropWatcher(args.folder, quiet_seconds=args.quiet_seconds, root=args.root)
     logger.info("watching %s for drops (complete = %s marker)", watcher.folder, DROP_MARKER)
     try:
         watcher.run(stop, interval=args.interval)

@@ -160,16 +160,18 @@ def test_killed_drop_runs_are_resumed_without_a_person_and_without_loss_or_doubl
 ) -> None:
     drops, root = tmp_path / "drops", tmp_path / "root"
     dropped = make_drop(drops, tiny_scenes)
-    state_file = Layout(str(root)).watcher_state
     announced: list[dict[str, object]] = []
-    running = DropWatcher(drops, announced.append, state_file=state_file)
+    running = DropWatcher(drops, announced.append, root=root)
     assert running.poll() == ["d"]
     killed = run_child(api_url, drops, root, fault)
     output = killed.communicate(timeout=600)[0]
     assert killed.returncode == -9, output[-3000:]
-    assert (drops / "d" / DROP_MARKER).exists()  # unfinished
+    # Unfinished: the marker is still there, or (killed during the follow-ups) the receipt
+    # lists a follow-up not done yet.
+    assert (drops / "d" / DROP_MARKER).exists() or fault == "during-retrain-trigger"
     lock = Path(Layout(str(root)).drop_lock)
-    assert lock.exists() and json.loads(lock.read_text())["pid"] == killed.pid  # left behind
+    if fault != "during-retrain-trigger":  # killed while unpacking, under the lock
+        assert json.loads(lock.read_text())["pid"] == killed.pid  # left behind
     if fault == "between-moves":
         journal = Path(Layout(str(root)).drop_state(str(drops / "d"))) / JOURNAL_NAME
         moved = [p for a in ("raw", "incoming", "rejected") for p in (root / a).rglob("*")]
@@ -177,12 +179,14 @@ def test_killed_drop_runs_are_resumed_without_a_person_and_without_loss_or_doubl
     # The watcher restarts (landcover up again): it announces the unfinished drop again.
     assert running.poll() == []  # the old watcher already said it once
     restarted: list[dict[str, object]] = []
-    assert DropWatcher(drops, restarted.append, state_file=state_file).poll() == ["d"]
+    DropWatcher(drops, restarted.append, root=root).poll()
+    assert [e["resource"][PREFIX_LABEL] for e in restarted] == ["d"]  # type: ignore[index]
     event = restarted[0]
     assert event["payload"]["resumed"] is True  # type: ignore[index]
     resource = event["resource"]
     assert (resource[BUCKET_LABEL], resource[PREFIX_LABEL]) == (str(drops.resolve()), "d")  # type: ignore[index]
     # So does a re-touched marker, on a watcher that kept running.
+    (drops / "d" / DROP_MARKER).touch()
     os.utime(drops / "d" / DROP_MARKER, ns=(1, 1))
     assert running.poll() == ["d"]
     # The run that event starts takes over the dead run's lock at once and finishes the drop.

@@ -158,3 +158,25 @@ def test_running_watcher_reacts_to_a_drop_once(tmp_path: Path) -> None:
         stop.set()
         thread.join(timeout=10)
     assert events.prefixes == ["live"]
+
+
+def test_restart_announces_a_drop_whose_follow_ups_are_pending(tmp_path: Path) -> None:
+    """Killed after unpacking (marker gone) but before retraining was recorded: resumed too."""
+    from flows.drops.receipt import RECEIPT_NAME, Delivery, Receipt
+    from flows.layout import Layout
+
+    (tmp_path / "unpacked").mkdir(parents=True)
+    (tmp_path / "finished").mkdir()
+    layout = Layout(str(tmp_path.parent))
+    files = [{"from": "a", "to": "b", "kind": "raw", "scene_id": "1", "reason": ""}]
+    for name, follow_ups in (("unpacked", {}), ("finished", {"training": "recorded"})):
+        state = Path(layout.drop_state(f"{tmp_path.resolve()}/{name}"))
+        state.mkdir(parents=True)
+        receipt = Receipt(name, [Delivery("e", None, "t0", "t1", files, follow_ups)])
+        (state / RECEIPT_NAME).write_text(receipt.to_json())
+    events = Recorder()
+    watcher = DropWatcher(tmp_path, events)
+    watcher.poll()
+    assert events.prefixes == ["unpacked"] and events.events[0]["payload"]["resumed"] is True
+    watcher.poll()
+    assert events.prefixes == ["unpacked"]  # once per start
