@@ -44,6 +44,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "tta": ("pipelines.bench.tta", "mIoU and seconds of test-time augmentation, held-out scenes"),
     "quality": ("pipelines.bench.quality", "recipe smoke check on real scenes vs baselines"),
     "vectorize": ("pipelines.bench.vectorize", "polygons of a 16384² map: strips vs whole, RSS"),
+    "evaluate": ("pipelines.bench.evaluate", "peak RSS and seconds scoring a 16384² COG pair"),
 }
 
 

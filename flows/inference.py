@@ -15,7 +15,9 @@ folder's STAC catalog go through change detection (``change-detection``, into
 
 Runs that would write the same predictions folder (the nightly run and a drop-triggered one)
 take turns through a lease lock (:mod:`pipelines.io.locks`): the second waits, then finds the
-scenes the first finished done, so each scene ends with exactly one complete output.
+scenes the first finished done, so each scene ends with exactly one complete output. The lease
+is short and renewed by a heartbeat while the run lives, so a killed run's lock is taken over
+by the next run at once (same host, holder's pid dead) or within a lease (another host).
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from flows.answers import after_inference
 from flows.layout import Layout
 from flows.registry import promoted_model
 from flows.report import inference_report
-from pipelines.core.naming import scene_id_of
+from pipelines.core.catalog import build_catalog
 from pipelines.io import locks
 from pipelines.predict.options import PredictOptions
 
 ARTIFACT_KEY = "landcover-inference-report"
-# Longest inference run a lock must outlast (a killed run's lock is taken over after this).
-PREDICT_LOCK_TTL_S = 6 * 3600.0
+# How long a run waits for a live run writing the same predictions (a dead one's lock is taken
+# over within a lease, locks.DEFAULT_LEASE_S, whatever this says).
+PREDICT_LOCK_WAIT_S = 6 * 3600.0
 
 
 @flow(name="nightly-inference", log_prints=True)
@@ -46,7 +49,7 @@ def nightly_inference(
     input_uri: str | None = None,
     inference: PredictOptions | None = None,
     beam_args: list[str] | None = None,
-    lock_wait_s: float = PREDICT_LOCK_TTL_S,
+    lock_wait_s: float = PREDICT_LOCK_WAIT_S,
 ) -> dict[str, Any]:
     """Predict masks for the scenes not done yet for the promoted model; report counts.
 
@@ -78,10 +81,9 @@ def nightly_inference(
         "failed": 0,
     }
     owner = f"nightly-inference (flow run {flow_run.id or 'local'}, pid {os.getpid()})"
-    with locks.lock(
-        layout.predictions_lock(version), owner, PREDICT_LOCK_TTL_S, wait_s=lock_wait_s
-    ):
-        scenes = {s for s in map(scene_id_of, (n for n, _ in tasks.list_files(source))) if s}
+    with locks.lock(layout.predictions_lock(version), owner, wait_s=lock_wait_s):
+        listed = build_catalog(name for name, _ in tasks.list_files(source))
+        scenes = {scene.key for scene in listed.images}
         summary["scenes"] = len(scenes)
         if scenes:
             logger.info(

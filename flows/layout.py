@@ -13,9 +13,17 @@
 <root>/predictions/<model version>/{id}_mask.png
 <root>/changes/<model version>/<run>/…         change maps, from→to matrices, summary table
 <root>/reports/<run>/…                           metrics.json, pictures, report.md per run
+<root>/state/                                    the flows' own state; uploaders never write here
 <root>/state/retrain-due.json                    drops waiting for a training run
 <root>/state/locks/*.lock                        leases of runs in progress (drops, inference)
+<root>/state/drops/<drop key>/receipt.json       what each delivery of a drop moved where
+<root>/state/drops/<drop key>/journal.json       the plan of a delivery while it runs
+<root>/state/watcher.json                        drops the local watcher has announced
 ```
+
+``state/`` is the one home of the flows' bookkeeping. Nothing in it is read from a drop: a drop
+is untrusted input (whoever can write into ``drops/`` must not be able to steer a move), so a
+file in a drop named like flow state is rejected as input (:mod:`flows.drops.plan`).
 
 Drops are kept apart from ``incoming/``: a drop is unpacked by the ``imagery-drop`` flow, which
 moves labeled pairs into ``raw/`` and unlabeled scenes into ``incoming/`` (a flat folder that
@@ -27,7 +35,9 @@ given), and its readers (training's data check, the train flow's up-to-date chec
 to the published version there.
 
 Every path is built with ``pipelines.io.storage.join``, so ``root`` may be a local folder or
-``gs://bucket/prefix`` and the same flows run on both.
+``gs://bucket/prefix`` and the same flows run on both. The storage layer (Beam) loads on the
+first path built, not on import, so light processes (``landcover up``, the drop watcher) can
+ask this module where things live.
 """
 
 from __future__ import annotations
@@ -41,11 +51,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.io import storage
-
 PROMOTED_POINTER = "promoted.json"
 FINGERPRINT_NAME = "fingerprint.json"
 RETRAIN_DUE_NAME = "retrain-due.json"
+STATE_DIR = "state"
+WATCHER_STATE_NAME = "watcher.json"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -56,6 +66,8 @@ class Layout:
     root: str
 
     def _at(self, *parts: str) -> str:
+        from pipelines.io import storage
+
         return storage.join(self.root, *parts)
 
     @property
@@ -78,7 +90,7 @@ class Layout:
         return self._at("records", dataset)
 
     def fingerprint_file(self, dataset: str) -> str:
-        return storage.join(self.records(dataset), FINGERPRINT_NAME)
+        return self._at("records", dataset, FINGERPRINT_NAME)
 
     @property
     def models(self) -> str:
@@ -102,17 +114,37 @@ class Layout:
         return self._at("reports", run)
 
     @property
+    def state(self) -> str:
+        """The flows' own bookkeeping (journals, receipts, locks, watcher state)."""
+        return self._at(STATE_DIR)
+
+    @property
     def retrain_due(self) -> str:
-        return self._at("state", RETRAIN_DUE_NAME)
+        return self._at(STATE_DIR, RETRAIN_DUE_NAME)
+
+    def drop_state(self, drop_uri: str) -> str:
+        """Where the drop at ``drop_uri`` keeps its receipt and journal.
+
+        Keyed by a readable name plus a digest of the whole URI, so two drops whose names
+        sanitise alike (``a/b`` and ``a_b``), or one prefix in two buckets, never share state.
+        """
+        digest = hashlib.sha256(drop_uri.rstrip("/").encode("utf-8")).hexdigest()[:12]
+        tail = drop_uri.rstrip("/").rsplit("/", 1)[-1]
+        return self._at(STATE_DIR, "drops", f"{safe_name(tail)}-{digest}")
+
+    @property
+    def watcher_state(self) -> str:
+        """The local drop watcher's record of the drops it announced."""
+        return self._at(STATE_DIR, WATCHER_STATE_NAME)
 
     @property
     def drop_lock(self) -> str:
         """Held while a drop is unpacked into this root (:mod:`pipelines.io.locks`)."""
-        return self._at("state", "locks", "drops.lock")
+        return self._at(STATE_DIR, "locks", "drops.lock")
 
     def predictions_lock(self, model_version: str) -> str:
         """Held while batch inference writes ``predictions/<model version>/``."""
-        return self._at("state", "locks", f"predictions-{safe_name(model_version)}.lock")
+        return self._at(STATE_DIR, "locks", f"predictions-{safe_name(model_version)}.lock")
 
 
 def new_run_id(now: dt.datetime | None = None, suffix: str | None = None) -> str:

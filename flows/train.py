@@ -36,8 +36,8 @@ from flows.training.promotion import Promotion, promote
 from flows.training.report import publish_report
 from models.registry import ARCHITECTURES
 from models.train.config import TrainConfig
+from pipelines.core.catalog import build_catalog
 from pipelines.core.manifest import Manifest
-from pipelines.core.naming import MASK_SUFFIX, labeled_image_id_of, mask_id_of
 from pipelines.core.records import MANIFEST_NAME
 from pipelines.io import storage
 from pipelines.predict.options import PredictOptions
@@ -50,15 +50,16 @@ DEFAULT_ARCHS: tuple[str, ...] = ARCHITECTURES
 
 
 def labeled_inputs(files: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-    """The files of ``raw/`` that preprocessing reads (scene images and masks)."""
-    return [(n, s) for n, s in files if labeled_image_id_of(n) or n.endswith(MASK_SUFFIX)]
+    """The files of ``raw/`` that preprocessing reads: every file the scene catalog counts as
+    part of a scene (images, their world files, labels of any format: ``_mask.tif`` too, so a
+    relabelled scene changes the fingerprint and is preprocessed again)."""
+    members = set(build_catalog(name for name, _ in files).files)
+    return [(n, s) for n, s in files if n in members]
 
 
 def paired_ids(names: Sequence[str]) -> list[str]:
-    """Scene ids with both ``{id}_sat.jpg`` and ``{id}_mask.png`` (preprocessing's pairing)."""
-    images = {labeled_image_id_of(n) for n in names}
-    masks = {mask_id_of(n) for n in names}
-    return sorted(i for i in images & masks if i)
+    """Scene ids with an image and a label (preprocessing's pairing: the scene catalog's)."""
+    return sorted(s.scene_id for s in build_catalog(names).labeled)
 
 
 def val_scene_ids(manifest: Manifest) -> list[str]:
@@ -78,7 +79,8 @@ def prepare_records(
     inputs = labeled_inputs(tasks.list_files(layout.raw))
     if not inputs:
         raise ValueError(
-            f"no labeled scenes under {layout.raw}: expected {{id}}_sat.jpg + _mask.png"
+            f"no labeled scenes under {layout.raw}: expected {{id}}_sat.jpg|tif + "
+            "{id}_mask.png|tif"
         )
     records = layout.records(dataset)
     recorded = recorded_options(options)

@@ -12,6 +12,12 @@ Three child processes, supervised by this one:
 3. ``python -m flows.drops.watcher`` on ``<root>/drops``, which emits one
    ``landcover.imagery.dropped`` event per sub-folder that gets a ``_DONE`` marker.
 
+The Prefect API has no login of its own. ``up`` listens on loopback by default; any other
+address (``--host 0.0.0.0``, a LAN address, a host name) is refused unless ``--allow-remote``
+is given, and then the risk is printed: without ``PREFECT_API_AUTH_STRING`` anyone who reaches
+the port can start, cancel and read every flow run; with it, the password still crosses the
+network in clear unless TLS is put in front (docs/deployment.md).
+
 "landcover is up" is printed once every deployment is registered, resumed (a previous ``up``
 that stopped left them paused) and polled by the serving process, and the drop trigger exists.
 SIGINT (Ctrl-C) and SIGTERM both stop everything, also when ``up`` was started from a script
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -58,6 +65,34 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 class ChildExitedError(RuntimeError):
     """A supervised process exited on its own."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (``localhost``, 127.0.0.0/8, ::1)."""
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name (other than localhost) or a wildcard may reach the network
+
+
+def remote_risk(host: str, port: int, authenticated: bool) -> str:
+    """What exposing the API on ``host`` means, printed when ``--allow-remote`` is given."""
+    where = f"{_url_host(host) or '*'}:{port}"
+    if not authenticated:
+        return (
+            f"warning: the Prefect API on {where} has no login: anyone who can reach it can "
+            "start, cancel and delete flow runs (training, inference, drop unpacking, with any "
+            "parameters), read their logs and parameters, and change deployments. Set "
+            f"{AUTH_ENV}=user:password before `landcover up` (the server then requires it as "
+            f"{SERVER_AUTH_ENV}) and put TLS in front of the port (docs/deployment.md)."
+        )
+    return (
+        f"warning: the Prefect API on {where} requires {AUTH_ENV}'s login, sent as HTTP basic "
+        "auth: without TLS in front of the port, the password crosses the network in clear "
+        "(docs/deployment.md)."
+    )
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -336,30 +371,21 @@ def stop_all(procs: Sequence[subprocess.Popen[bytes]], grace: float = 20.0) -> N
         _kill(pid, signal.SIGKILL)
 
 
-def parse_train_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs → TrainConfig overrides; a value is JSON when it parses as JSON
-    (``epochs=3``, ``jit=true``, ``crop_size=null``), else text (``loss=dice+ce``)."""
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--train {pair!r}: expected KEY=VALUE (a TrainConfig field)")
-        try:
-            overrides[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            overrides[key.strip()] = text
-    return overrides
-
-
-def training_overrides(preset: str | None, pairs: Sequence[str]) -> dict[str, Any]:
+def training_overrides(
+    preset: str | None, pairs: Sequence[str], minutes: float | None = None
+) -> dict[str, Any]:
     """The training drop-triggered retraining runs with, checked now (a typo must fail at
-    start-up, not when the first labelled drop arrives hours later)."""
+    start-up, not when the first labelled drop arrives hours later). ``minutes`` is the
+    trainer's ``max_minutes`` budget for each architecture the flow trains."""
     from flows.options import train_config, with_preset
     from models.registry import ARCHITECTURES
+    from pipelines.core.options import parse_assignments
 
-    training = parse_train_overrides(pairs)
+    training = parse_assignments(pairs, flag="--train")
     if preset is not None:
         training["preset"] = preset
+    if minutes is not None:
+        training["max_minutes"] = minutes
     for arch in ARCHITECTURES:  # each architecture the train flow trains must accept them
         train_config(with_preset(training), data="records", output="model", arch=arch)
     return training
@@ -383,7 +409,13 @@ def _parser() -> argparse.ArgumentParser:
         "--host",
         default=DEFAULT_HOST,
         help="address the Prefect server listens on (default: loopback only; the API has no "
-        "authentication, so 0.0.0.0 exposes it to the network)",
+        "authentication, so any other address needs --allow-remote)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host beyond loopback (e.g. 0.0.0.0): the risk is printed; set "
+        f"{AUTH_ENV}=user:password to require a login",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="start-up timeout, seconds")
     training = parser.add_argument_group(
@@ -403,6 +435,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a TrainConfig field over the preset, e.g. --train epochs=3 --train "
         "steps_per_epoch=20 (repeatable; checked at start-up)",
+    )
+    training.add_argument(
+        "--train-minutes",
+        type=float,
+        default=None,
+        metavar="N",
+        help="a training budget per architecture: each retrain plans its schedule for the "
+        "steps that fit in N minutes and keeps its best epoch (`landcover train --max-minutes`)",
     )
     return parser
 
@@ -430,8 +470,14 @@ def ready_text(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not is_loopback(args.host) and not args.allow_remote:
+        parser.error(
+            f"--host {args.host} exposes the Prefect API beyond this machine, and it has no "
+            "login: add --allow-remote to do it anyway (and set "
+            f"{AUTH_ENV}=user:password to require one)"
+        )
     try:
-        training = training_overrides(args.train_preset, args.train)
+        training = training_overrides(args.train_preset, args.train, args.train_minutes)
     except (ValueError, TypeError) as error:
         parser.error(f"training options: {error}")
     root = Path(args.root).resolve()
@@ -461,12 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     server_log = open(logs / "server.log", "ab")  # noqa: SIM115 - closed in finally
     try:
         print(f"starting the Prefect server on {ui} (log: {logs / 'server.log'}) …", flush=True)
-        if args.host != DEFAULT_HOST and not auth_headers():
-            print(
-                f"warning: the Prefect API listens on {args.host} without a login; set "
-                f"{AUTH_ENV}=user:password to require one",
-                file=sys.stderr,
-            )
+        if not is_loopback(args.host):
+            print(remote_risk(args.host, args.port, bool(auth_headers())), file=sys.stderr)
         server = start_server(home, args.port, server_log, args.host)
         procs.append(server)
         wait_until(lambda: server_healthy(api), args.timeout, "the Prefect server", procs)

@@ -17,8 +17,9 @@ optimizer's cross-replica SUM of gradients is the exact gradient of the global-b
 gradient flows through a collective, and no ``1 / num_replicas`` scaling is needed (it would be
 wrong here: the replicas' gradients are parts of one gradient, not estimates to average).
 What still differs from one device is batch norm, whose batch statistics are per replica (the
-usual non-synchronised batch norm); :func:`make_sync_batchnorm` averages the moving statistics
-across replicas before they are checkpointed, validated with or saved.
+usual non-synchronised batch norm); ``models.batchnorm`` averages the moving statistics across
+replicas, and recomputes them for the current weights, before they are checkpointed, validated
+with or saved.
 
 The sums and the Dice are ``models.losses.dice_sums`` / ``dice_from_sums``, the same
 functions ``DiceLoss`` uses; a test checks that one replica's step loss equals
@@ -38,8 +39,6 @@ from models.losses import cross_entropy_from_sums, cross_entropy_sums, dice_from
 if TYPE_CHECKING:
     import keras
     import tensorflow as tf
-
-BATCHNORM_STATISTICS: tuple[str, ...] = ("moving_mean", "moving_variance")
 
 
 @dataclass(frozen=True)
@@ -156,40 +155,3 @@ def make_eval_step(strategy: tf.distribute.Strategy, model: keras.Model, spec: L
         )
 
     return eval_step
-
-
-def batchnorm_statistics(model: keras.Model) -> list[Any]:
-    """The batch norms' moving mean and variance variables of ``model`` (nested ones too)."""
-    return [
-        variable
-        for variable in model.non_trainable_variables
-        if variable.path.rsplit("/", 1)[-1] in BATCHNORM_STATISTICS
-    ]
-
-
-def make_sync_batchnorm(strategy: tf.distribute.Strategy, model: keras.Model) -> Any:
-    """A function averaging batch-norm moving statistics across replicas (no-op for one).
-
-    Keras 3 updates them per replica, so replicas drift apart (each saw its own sub-batches).
-    A moving average is linear in its inputs, so the mean of the replicas' moving means is the
-    moving average of the mean batch statistics: syncing now and then equals syncing every
-    step. Called before checkpoints, validation and the final save, so every replica holds,
-    and every worker writes, the same model.
-    """
-    import tensorflow as tf
-
-    variables = [v.value if hasattr(v, "value") else v for v in batchnorm_statistics(model)]
-    if strategy.num_replicas_in_sync == 1 or not variables:
-        return lambda: None
-
-    def replica_sync() -> None:
-        context = tf.distribute.get_replica_context()
-        means = context.all_reduce(tf.distribute.ReduceOp.MEAN, [v.read_value() for v in variables])
-        for variable, mean in zip(variables, means, strict=True):
-            variable.assign(mean)
-
-    @tf.function
-    def sync() -> None:
-        strategy.run(replica_sync)
-
-    return sync

@@ -10,17 +10,22 @@ A drop (see :mod:`flows.drops.events`) is a prefix closed by a ``_DONE`` marker.
 3. moves labeled pairs into ``<root>/raw/``, unlabeled scenes into ``<root>/incoming/``, and
    invalid files into ``<root>/rejected/<drop>/`` with an ``errors.jsonl`` saying why (the
    dead-letter format of every stage): nothing is lost, nothing bad goes further;
-4. merges the delivery into the receipt ``_PROCESSED.json`` in the drop and removes its marker;
+4. merges the delivery into the drop's receipt in ``<root>/state/drops/<drop key>/`` and
+   removes its marker;
 5. new labeled scenes → retraining: a run of the ``train`` deployment when it exists, else the
    ``train`` flow as a subflow; or, with ``retrain=False``, an entry in
    ``<root>/state/retrain-due.json`` for a later (scheduled or manual) training run;
 6. new unlabeled scenes → the ``nightly-inference`` flow now, with the promoted model.
 
-Steps 1–4 (:mod:`flows.drops.unpack`) run under the root's drop lock, with every move verified and
-journaled, so a crash at any point, a re-delivered event or two runs at once leave each file in
-exactly one place and the receipt complete. Follow-ups (5, 6) are recorded in the receipt once
-done, so a re-run repeats only what did not happen; a deployment run is started with an
-idempotency key, so a retried trigger does not start a second one.
+Steps 1–4 (:mod:`flows.drops.unpack`) run under the root's drop lock, with every move verified,
+journaled and re-checked against the drop's confinement (:mod:`flows.drops.confinement`), so a
+crash at any point, a re-delivered event or two runs at once leave each file in exactly one
+place and the receipt complete. The lock is a short lease renewed while the run lives, so the
+next run (the watcher announces unfinished drops again when it starts, or a re-touched
+``_DONE``) takes over a killed run's lock at once and finishes its journal. Everything inside
+the drop is untrusted: the flow's own state is never read from it. Follow-ups (5, 6) are
+recorded in the receipt once done, so a re-run repeats only what did not happen; a deployment
+run is started with an idempotency key, so a retried trigger does not start a second one.
 """
 
 from __future__ import annotations
@@ -46,8 +51,6 @@ from pipelines.io.integrity import resolved_same_or_inside
 __all__ = ["ERRORS_NAME", "STAGE", "imagery_drop"]
 
 TRAIN_DEPLOYMENT = "train/landcover"
-# A drop's moves take minutes at most; a lock older than this belongs to a killed run.
-DROP_LOCK_TTL_S = 3600.0
 # How long a second delivery for the same root waits for the first before giving up cleanly.
 DROP_LOCK_WAIT_S = 1800.0
 
@@ -151,7 +154,7 @@ def check_drop_place(bucket: str, prefix: str, root: str) -> DropPlace:
         layout.models,
         storage.join(root, "predictions"),
         storage.join(root, "records"),
-        storage.join(root, "state"),
+        layout.state,
     ]
     for folder in guarded:
         if resolved_same_or_inside(source, folder) or resolved_same_or_inside(folder, source):
@@ -191,8 +194,8 @@ def imagery_drop(
     logger = get_run_logger()
     place = check_drop_place(bucket, prefix, root)
     owner = f"imagery-drop {place.source} (flow run {flow_run.id or 'local'}, pid {os.getpid()})"
-    with locks.lock(place.layout.drop_lock, owner, DROP_LOCK_TTL_S, wait_s=lock_wait_s):
-        made = unpack(place, event_id)
+    with locks.lock(place.layout.drop_lock, owner, wait_s=lock_wait_s) as held:
+        made = unpack(place, event_id, guard=held.check)
         receipt = read_receipt(place)
     summary = run_summary(place, made)
     logger.info(

@@ -31,8 +31,6 @@ RESOURCE_PREFIX = "landcover.drop."
 BUCKET_LABEL = "landcover.bucket"
 PREFIX_LABEL = "landcover.prefix"
 DROP_MARKER = "_DONE"
-# Written into the drop by the imagery-drop flow when it has handled it (what went where).
-RECEIPT_NAME = "_PROCESSED.json"
 # Stable ids for events that describe the same object, so a redelivered notification is the
 # same event (Pub/Sub delivers at least once).
 EVENT_NAMESPACE = uuid.UUID("6f1c2f7e-3b7a-4d44-9a57-0d2f1c5b8e10")

@@ -2,14 +2,20 @@
 
 A drop folder may be delivered more than once: the same event again (Pub/Sub delivers at least
 once), a retry after a crash, late files closed by a new ``_DONE`` marker. Each delivery that
-moved something is one entry in the receipt ``_PROCESSED.json``, keyed by its delivery id (the
-event id, else the marker's generation / modification stamp). The receipt is only ever merged
-into (:func:`merge`): entries and follow-ups are added, never removed, so a re-delivery can not
+moved something is one entry in the drop's receipt, keyed by its delivery id (the event id,
+else the marker's generation / modification stamp). The receipt is only ever merged into
+(:func:`merge`): entries and follow-ups are added, never removed, so a re-delivery can not
 rewrite it with less.
 
-Before a delivery moves anything it writes its plan, the journal ``_PENDING.json``, into the
-drop. A run killed half-way leaves the journal; the next run finishes exactly those moves
-(each one idempotent) and records them, so the receipt ends complete whatever the crash point.
+Before a delivery moves anything it writes its plan, the journal. A run killed half-way leaves
+the journal; the next run finishes exactly those moves (each one idempotent, each re-checked
+against its confinement before it runs) and records them, so the receipt ends complete whatever
+the crash point.
+
+Both live in the root's ``state/drops/<drop key>/`` (:meth:`flows.layout.Layout.drop_state`),
+never in the drop: a drop is untrusted input, and a journal found there would let an uploader
+choose what gets moved where. Files in a drop named like the flow's state, today's names or
+those of earlier versions (:data:`FLOW_STATE_NAMES`), are rejected as input.
 
 Pure data: no I/O, no Prefect (the flow reads and writes these with the storage layer).
 """
@@ -23,7 +29,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RECEIPT_SCHEMA_VERSION = 2
-JOURNAL_NAME = "_PENDING.json"
+RECEIPT_NAME = "receipt.json"
+JOURNAL_NAME = "journal.json"
+# Where earlier versions kept the receipt and the journal: inside the drop. Found in a drop now,
+# they are an uploader's files (a forged journal would name any source and destination).
+LEGACY_RECEIPT_NAME = "_PROCESSED.json"
+LEGACY_JOURNAL_NAME = "_PENDING.json"
+# The local watcher's state, once kept in the watched folder.
+LEGACY_WATCHER_STATE_NAME = ".landcover-watcher.json"
+FLOW_STATE_NAMES = frozenset(
+    {
+        RECEIPT_NAME,
+        JOURNAL_NAME,
+        LEGACY_RECEIPT_NAME,
+        LEGACY_JOURNAL_NAME,
+        LEGACY_WATCHER_STATE_NAME,
+    }
+)
 # Where a moved file went: training input, inference input, or the dead-letter folder.
 KINDS = ("raw", "incoming", "rejected")
 # Follow-ups a delivery may call for, recorded once done so a re-run does not repeat them.

@@ -4,16 +4,20 @@ The ``imagery-drop`` flow calls :func:`unpack` while it holds the root's drop lo
 (:mod:`pipelines.io.locks`), so two deliveries for one root never plan or move at once. One
 round of unpacking:
 
-1. finishes the journal a killed run left (:mod:`flows.drops.receipt`), if any;
+1. finishes the journal a killed run left in the drop's state folder
+   (``<root>/state/drops/<drop key>/``, :mod:`flows.drops.receipt`), if any;
 2. lists the drop; every name is normalised and confined (:mod:`pipelines.core.uris`): a name
-   that is a path trick, nested, or differs from another only by case is dead-lettered;
+   that is a path trick, nested, or differs from another only by case is dead-lettered, and so
+   is a file named like the flow's state (:mod:`flows.drops.plan`) or a symbolic link;
 3. decodes each scene (:func:`flows.tasks.validate_scenes`), and compares each id with what
    ``raw/`` or ``incoming/`` already hold under any case: identical content is an idempotent
    re-delivery, different content is quarantined in ``rejected/<drop>/`` with the reason
    (a labeled pair goes together), never written over;
 4. writes the plan as the journal, performs each move with
    :func:`pipelines.io.integrity.verified_move` (copy, re-read size and sha256, delete the
-   source), merges the delivery into the receipt and removes the journal and the marker.
+   source) after re-checking it against the drop's confinement
+   (:func:`flows.drops.confinement.breach`) and that this run still holds the lock, merges the
+   delivery into the receipt and removes the journal and the marker.
 
 Files that arrive while a round runs are picked up by the next round of the same run.
 """
@@ -23,20 +27,21 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 from prefect import get_run_logger
 
 from flows import tasks
-from flows.drops.events import DROP_MARKER, RECEIPT_NAME
-from flows.drops.plan import RESERVED_NAMES, plan_drop
-from flows.drops.receipt import JOURNAL_NAME, Delivery, Journal, Move, Receipt, merge, now
-from flows.layout import Layout
+from flows.drops.confinement import DropPlace, breach, is_local_link, unsafe_name
+from flows.drops.events import DROP_MARKER
+from flows.drops.plan import RESERVED_NAMES, plan_drop, scene_conflicts
+from flows.drops.receipt import Delivery, Journal, Move, Receipt, merge, now
 from pipelines.core.errors import ErrorRecord
 from pipelines.core.naming import mask_id_of, scene_id_of
 from pipelines.core.uris import case_collisions, case_key, confine, normalize_name
 from pipelines.io import integrity, storage
+
+__all__ = ["ERRORS_NAME", "MAX_ROUNDS", "STAGE", "DropPlace", "read_receipt", "unpack"]
 
 STAGE = "imagery-drop"
 ERRORS_NAME = "errors.jsonl"
@@ -44,25 +49,14 @@ ERRORS_NAME = "errors.jsonl"
 MAX_ROUNDS = 5
 
 
-@dataclass(frozen=True)
-class DropPlace:
-    """Where a drop is and where its files may go."""
-
-    source: str  # the drop folder / prefix
-    drop_id: str  # its name under rejected/
-    layout: Layout
-
-    @property
-    def rejected_dir(self) -> str:
-        return self.layout.rejected(self.drop_id)
-
-    def rejected(self, name: str) -> str:
-        return confine(self.rejected_dir, name)
+LINK_PREFIX = "a symbolic link"
+LINK_REASON = LINK_PREFIX + " (to {target!r}): drops take regular files; the link was moved"
+# Called before every move: raises when this run must stop (its lock was taken over).
+Guard = Callable[[], None]
 
 
-def unsafe_name(name: str) -> str:
-    """A dead-letter name for a file whose own name is refused (it is not reused anywhere)."""
-    return "unsafe-name-" + hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:16]
+def _no_guard() -> None:
+    return None
 
 
 def marker_stamp(source: str) -> str | None:
@@ -79,14 +73,14 @@ def marker_stamp(source: str) -> str | None:
 
 def read_receipt(place: DropPlace) -> Receipt:
     """The drop's receipt; an unreadable one is kept aside (never overwritten) and reported."""
-    uri = storage.join(place.source, RECEIPT_NAME)
+    uri = place.receipt_uri
     if not storage.exists(uri):
         return Receipt(drop=place.source)
     text = storage.read_bytes(uri)
     try:
         return Receipt.from_json(text, place.source)
     except (ValueError, KeyError, TypeError) as error:
-        aside = storage.join(place.rejected_dir, f"unreadable-receipt-{uuid.uuid4().hex[:8]}.json")
+        aside = storage.join(place.state_dir, f"unreadable-receipt-{uuid.uuid4().hex[:8]}.json")
         integrity.verified_copy(uri, aside)
         get_run_logger().warning(
             "receipt %s is unreadable (%s); kept as %s, starting a new one", uri, error, aside
@@ -97,7 +91,7 @@ def read_receipt(place: DropPlace) -> Receipt:
 def write_receipt(place: DropPlace, deliveries: Sequence[Delivery]) -> Receipt:
     """Merge ``deliveries`` into the stored receipt (re-read now) and write it atomically."""
     merged = merge(read_receipt(place), deliveries)
-    integrity.atomic_write(storage.join(place.source, RECEIPT_NAME), merged.to_json())
+    integrity.atomic_write(place.receipt_uri, merged.to_json())
     return merged
 
 
@@ -117,6 +111,10 @@ def plan_moves(place: DropPlace, names: Sequence[str]) -> list[Move]:
                 raise ValueError(f"nested object {name!r}: a drop is one flat folder")
         except ValueError as error:
             moves.append(Move(uri, place.rejected(unsafe_name(name)), "rejected", "", str(error)))
+            continue
+        if is_local_link(uri):
+            reason = LINK_REASON.format(target=os.readlink(uri))
+            moves.append(Move(uri, place.rejected(normalized), "rejected", _id_of(name), reason))
             continue
         safe[uri] = normalized
     collided = {n for group in case_collisions(safe.values()) for n in group}
@@ -160,7 +158,7 @@ def _moves_into(
     """
     folder = getattr(place.layout, kind)
     targets = []
-    conflicts = []
+    conflicts = scene_conflicts(existing.values(), [safe[u] for u in uris])
     for uri in uris:
         name = existing.get(case_key(safe[uri]), safe[uri])
         target = confine(folder, name)
@@ -183,10 +181,23 @@ def _moves_into(
     return [Move(u, t, kind, scene_id) for u, t in zip(uris, targets, strict=True)]
 
 
-def perform(place: DropPlace, journal: Journal) -> Delivery:
-    """Carry out a journal's moves (each idempotent) and say what happened to every file."""
+def perform(place: DropPlace, journal: Journal, guard: Guard = _no_guard) -> Delivery:
+    """Carry out a journal's moves (each idempotent) and say what happened to every file.
+
+    Each move is re-checked against the drop's confinement just before it runs; one that
+    fails is skipped (its source, if it is the drop's, stays for the next round to re-plan).
+    ``guard`` runs first each time and stops the run by raising (the lock was taken over).
+    """
+    logger = get_run_logger()
     files = []
     for move in journal.moves:
+        guard()
+        problem = breach(place, move)
+        if problem is not None:
+            logger.error(
+                "refused a planned move %s → %s: %s", move.source, move.destination, problem
+            )
+            continue
         files.append(_perform_one(place, journal.delivery_id, move))
     delivery = Delivery(journal.delivery_id, journal.event_id, journal.started_at, now(), files)
     _append_errors(place, delivery)
@@ -200,7 +211,36 @@ def _redirect(place: DropPlace, delivery_id: str, move: Move) -> str:
     return confine(folder, move.destination.rsplit("/", 1)[-1])
 
 
+def _is_link_move(move: Move) -> bool:
+    if "://" in move.source:
+        return False
+    if os.path.lexists(move.source):
+        return os.path.islink(move.source)
+    return move.reason.startswith(LINK_PREFIX)  # moved already by an earlier, killed attempt
+
+
+def _move_link(move: Move) -> dict[str, object]:
+    """Move a symbolic link itself (never its target's bytes) into ``rejected/``; idempotent."""
+    record: dict[str, object] = {**move.to_dict(), "size": None, "sha256": None}
+    try:
+        target = os.readlink(move.source)
+    except FileNotFoundError:  # moved by an earlier, killed attempt
+        if not is_local_link(move.destination):
+            record["reason"] = "source vanished before it was moved; nothing at the destination"
+        return record
+    os.makedirs(os.path.dirname(move.destination), exist_ok=True)
+    try:
+        os.symlink(target, move.destination)
+    except FileExistsError:
+        if not is_local_link(move.destination) or os.readlink(move.destination) != target:
+            raise
+    os.remove(move.source)
+    return record
+
+
 def _perform_one(place: DropPlace, delivery_id: str, move: Move) -> dict[str, object]:
+    if move.kind == "rejected" and _is_link_move(move):
+        return _move_link(move)
     record: dict[str, object] = dict(move.to_dict())
     second = _redirect(place, delivery_id, move)
     try:
@@ -247,7 +287,7 @@ def _append_errors(place: DropPlace, delivery: Delivery) -> None:
 
 
 def drop_files(place: DropPlace) -> list[str]:
-    """The drop's file names, bookkeeping aside."""
+    """The drop's file names, its marker aside (everything else is input to judge)."""
     return [n for n, _ in tasks.list_files.fn(place.source) if n not in RESERVED_NAMES]
 
 
@@ -262,15 +302,32 @@ def delivery_id_for(
     return f"late:{now()}:{digest}"
 
 
-def unpack(place: DropPlace, event_id: str | None) -> list[Delivery]:
+def left_over_journal(place: DropPlace) -> Journal | None:
+    """The journal of a run that stopped half-way; an unreadable one is kept aside, not run."""
+    uri = place.journal_uri
+    if not storage.exists(uri):
+        return None
+    text = storage.read_bytes(uri)
+    try:
+        return Journal.from_json(text)
+    except (ValueError, KeyError, TypeError) as error:
+        aside = storage.join(place.state_dir, f"unreadable-journal-{uuid.uuid4().hex[:8]}.json")
+        integrity.verified_move(uri, aside)
+        get_run_logger().warning(
+            "journal %s is unreadable (%s); kept as %s, re-planning the drop", uri, error, aside
+        )
+        return None
+
+
+def unpack(place: DropPlace, event_id: str | None, guard: Guard = _no_guard) -> list[Delivery]:
     """Finish a left-over journal, then unpack what the drop holds; the deliveries made."""
     logger = get_run_logger()
-    journal_uri = storage.join(place.source, JOURNAL_NAME)
+    journal_uri = place.journal_uri
     deliveries = []
-    if storage.exists(journal_uri):
-        journal = Journal.from_json(storage.read_bytes(journal_uri))
+    journal = left_over_journal(place)
+    if journal is not None:
         logger.warning("finishing delivery %s of a run that stopped half-way", journal.delivery_id)
-        deliveries.append(perform(place, journal))
+        deliveries.append(perform(place, journal, guard))
         write_receipt(place, deliveries[-1:])
         integrity.delete_object(journal_uri)
     stamp = marker_stamp(place.source)
@@ -283,7 +340,7 @@ def unpack(place: DropPlace, event_id: str | None) -> list[Delivery]:
         moves = tuple(plan_moves(place, names))
         journal = Journal(delivery_id, event_id, now(), moves)
         integrity.atomic_write(journal_uri, journal.to_json())
-        deliveries.append(perform(place, journal))
+        deliveries.append(perform(place, journal, guard))
         write_receipt(place, deliveries[-1:])
         integrity.delete_object(journal_uri)
         stamp = None

@@ -6,11 +6,15 @@ marker exists (write the scene files first, the marker last, as a GCS producer d
 for that long, for people who copy folders in with a file manager; the marker stays the
 reliable way.
 
-Exactly once: a drop is identified by (folder name, marker modification time), remembered in
-``.landcover-watcher.json`` inside the watched folder, so a restart of the watcher does not
-announce old drops again, while a drop that completed while the watcher was down is announced
-when it starts. The ``imagery-drop`` flow deletes the marker once it has unpacked the drop, so
-reusing a folder name later (with a new marker) is a new drop.
+Once per completion: a drop is identified by (folder name, marker modification time),
+remembered in the root's ``state/watcher.json`` (:meth:`flows.layout.Layout.watcher_state`:
+the watched folder is a root's ``drops/``, where uploaders write, so the watcher keeps nothing
+there). While it runs, the watcher announces each completion once. When it **starts**, it
+announces again every drop that is still complete: the ``imagery-drop`` flow deletes the marker
+(and moves every file out) once it has unpacked a drop, so a drop still complete at start is
+one whose run was killed or never ran, and the new run finishes it (the flow is idempotent: a
+drop already being unpacked is found done). Reusing a folder name later (with a new marker) is
+a new drop.
 
 Scanning is the single source of truth (:meth:`DropWatcher.poll`); watchdog's file-system
 notifications only wake the scan early, and a periodic poll covers file systems that send no
@@ -30,9 +34,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from flows.drops.events import DROP_MARKER, RECEIPT_NAME, drop_event
+from flows.drops.events import DROP_MARKER, drop_event
+from flows.layout import Layout
 
-STATE_NAME = ".landcover-watcher.json"
 logger = logging.getLogger("landcover.watcher")
 
 Emit = Callable[[dict[str, Any]], None]
@@ -64,13 +68,16 @@ class DropWatcher:
         *,
         quiet_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
+        state_file: Path | str | None = None,
     ) -> None:
+        """``state_file`` defaults to the state of the root whose ``drops/`` is ``folder``."""
         self.folder = Path(folder).resolve()
         self.emit = emit
         self.quiet_seconds = quiet_seconds
         self.clock = clock
-        self.state_file = self.folder / STATE_NAME
+        self.state_file = Path(state_file or Layout(str(self.folder.parent)).watcher_state)
         self.seen: dict[str, int] = self._load_state()
+        self.started = False  # the first poll also announces unfinished drops again
 
     def _load_state(self) -> dict[str, int]:
         try:
@@ -79,7 +86,7 @@ class DropWatcher:
             return {}
 
     def _save_state(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.seen, indent=1, sort_keys=True))
         tmp.replace(self.state_file)
@@ -93,7 +100,7 @@ class DropWatcher:
             pass
         if self.quiet_seconds is None:
             return None
-        files = [p for p in drop.iterdir() if p.is_file() and p.name != RECEIPT_NAME]
+        files = [p for p in drop.iterdir() if p.is_file()]
         if not files:
             return None
         latest = max(p.stat().st_mtime_ns for p in files)
@@ -118,13 +125,26 @@ class DropWatcher:
         return found
 
     def poll(self) -> list[str]:
-        """Emit an event for each newly completed drop; returns their names."""
-        new = [(name, key) for name, key in self.completed() if self.seen.get(name) != key]
+        """Emit an event for each newly completed drop; returns their names.
+
+        The first poll of a watcher also announces every complete drop it announced before:
+        still complete means still unfinished (its run was killed, or never started).
+        """
+        resuming = not self.started
+        new = [
+            (name, key) for name, key in self.completed() if resuming or self.seen.get(name) != key
+        ]
         for name, key in new:
-            self.emit(drop_event(str(self.folder), name, payload={"completed_ns": key}))
-            logger.info("drop %s complete: event emitted", self.folder / name)
+            again = self.seen.get(name) == key
+            payload: dict[str, Any] = {"completed_ns": key, "resumed": again}
+            self.emit(drop_event(str(self.folder), name, payload=payload))
+            if again:
+                logger.info("drop %s is unfinished: announced again", self.folder / name)
+            else:
+                logger.info("drop %s complete: event emitted", self.folder / name)
             self.seen[name] = key
             self._save_state()
+        self.started = True
         return [name for name, _ in new]
 
     def run(self, stop: threading.Event, interval: float = 2.0) -> None:
@@ -136,8 +156,7 @@ class DropWatcher:
 
         class Wake(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
-                if not str(event.src_path).endswith(STATE_NAME):
-                    wake.set()
+                wake.set()
 
         self.folder.mkdir(parents=True, exist_ok=True)
         observer = Observer()
@@ -166,6 +185,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--folder", required=True, help="the folder whose sub-folders are drops")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between scans")
     parser.add_argument(
+        "--state-file",
+        default=None,
+        help="where announced drops are remembered (default: state/watcher.json of the root "
+        "whose drops/ --folder is)",
+    )
+    parser.add_argument(
         "--quiet-seconds",
         type=float,
         default=None,
@@ -180,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    watcher = DropWatcher(args.folder, quiet_seconds=args.quiet_seconds)
+    watcher = DropWatcher(args.folder, quiet_seconds=args.quiet_seconds, state_file=args.state_file)
     logger.info("watching %s for drops (complete = %s marker)", watcher.folder, DROP_MARKER)
     try:
         watcher.run(stop, interval=args.interval)

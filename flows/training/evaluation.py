@@ -19,7 +19,7 @@ from flows import tasks
 from flows.layout import Layout
 from flows.logs import run_logger
 from flows.training.candidates import Candidate
-from pipelines.core.naming import image_name, mask_name
+from pipelines.core.catalog import build_catalog
 from pipelines.io import storage
 from pipelines.predict.options import PredictOptions
 
@@ -80,20 +80,38 @@ class Evaluation:
 
 def report_pictures(folder: str) -> tuple[str, ...]:
     """The evaluator's pictures in a report folder: confusion matrix, then one per scene."""
-    found = storage.match(storage.join(folder, "*.png"))
-    found += storage.match(storage.join(folder, "scenes", "*.png"))
+    found = storage.match_in(folder, "*.png")
+    found += storage.match_in(storage.join(folder, "scenes"), "*.png")
     return tuple(sorted(set(found), key=lambda uri: ("/scenes/" in uri, uri)))
 
 
 def stage_val_scenes(layout: Layout, ids: Sequence[str], report: str) -> ValScenes:
-    """Copy the val scenes' images and truth masks into ``<report>/val/``."""
+    """Copy the val scenes' images (with their world files) and label files, whatever their
+    format, into ``<report>/val/images`` and ``<report>/val/truth``.
+
+    Which files a scene has is the scene catalog's answer over ``raw/`` (``a_sat.jpg`` +
+    ``a_mask.tif`` as well as DeepGlobe's pair); a val id that has no labeled scene in ``raw/``
+    any more is a ValueError naming it.
+    """
     base = storage.join(report, "val")
     images, truth = storage.join(base, "images"), storage.join(base, "truth")
+    listed = build_catalog(name for name, _ in tasks.list_files(layout.raw))
     moves = []
+    missing = []
     for scene_id in ids:
-        image, mask = image_name(scene_id), mask_name(scene_id)
-        moves.append((storage.join(layout.raw, image), storage.join(images, image)))
-        moves.append((storage.join(layout.raw, mask), storage.join(truth, mask)))
+        scene = listed.get(scene_id)
+        if scene is None or scene.image is None or scene.label is None:
+            missing.append(scene_id)
+            continue
+        for name in (scene.image.uri, scene.world_file):
+            if name:
+                moves.append((storage.join(layout.raw, name), storage.join(images, name)))
+        label = scene.label.uri
+        moves.append((storage.join(layout.raw, label), storage.join(truth, label)))
+    if missing:
+        raise ValueError(
+            f"val scenes without an image and a label in {layout.raw}: {', '.join(missing)}"
+        )
     tasks.copy_files(moves)
     return ValScenes(tuple(ids), images, truth)
 

@@ -57,6 +57,8 @@ def build_metadata(
     data_fingerprint: str | None = None,
     optimizer_iterations: int,
     wall_time_s: float,
+    schedule: dict[str, Any] | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The contents of ``metadata.json`` for a run that ended at global step ``steps``.
 
@@ -110,10 +112,14 @@ def build_metadata(
             "name": "AdamW",
             "learning_rate": config.learning_rate,
             "lr_schedule": config.lr_schedule,
-            "warmup_epochs": config.warmup_epochs,
+            "warmup_fraction": config.warmup_fraction,
+            "decay_fraction": config.decay_fraction,
             "min_lr_fraction": config.min_lr_fraction,
             "weight_decay": config.weight_decay,
+            "schedule": schedule,  # the plan in steps (models.train.schedule.SchedulePlan)
         },
+        "batchnorm_recalibration_batches": config.bn_recalibration_batches,
+        "budget": budget,  # --max-minutes: the plan, and whether the budget ended the run
         "history": history,
         "selection": "best val mIoU over epochs (validation on whole patches)",
         "best_epoch": chosen_epoch,

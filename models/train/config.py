@@ -27,7 +27,7 @@ from pipelines.core.options import check_fields, option
 ARCHS: tuple[str, ...] = ARCHITECTURES
 CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "poly")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "poly")  # models.train.schedule.SCHEDULES
 
 # ``--preset``: the recommended settings for a machine class; explicit flags still win.
 # cpu: small random crops and widths in float32, so a 2-core laptop runs real steps in seconds;
@@ -43,7 +43,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "base_filters": 16,
         "mixed_precision": False,
         "jit": False,
-        "warmup_epochs": 1,
     },
     "gpu": {
         "batch_size": 8,
@@ -51,7 +50,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "base_filters": 64,
         "mixed_precision": True,
         "jit": False,
-        "warmup_epochs": 1,
     },
 }
 # TrainConfig fields that do not change the trained weights: a resume may change them freely.
@@ -149,8 +147,34 @@ class TrainConfig:
         choices=LR_SCHEDULES,
         group=_RECIPE,
     )
-    warmup_epochs: float = option(
-        0.0, help="linear learning-rate warm-up before the decay", minimum=0, group=_RECIPE
+    warmup_fraction: float = option(
+        0.05,
+        help="linear learning-rate warm-up, as a fraction of the run's steps",
+        minimum=0,
+        below=1,
+        group=_RECIPE,
+    )
+    decay_fraction: float = option(
+        1.0,
+        help="the rate decays over this last fraction of the steps after the warm-up (1: all "
+        "of them; below 1 it holds the peak first)",
+        minimum=0,
+        maximum=1,
+        group=_RECIPE,
+    )
+    bn_recalibration_batches: int = option(
+        16,
+        help="before each validation and the save, recompute the batch-norm statistics as the "
+        "mean over this many training batches of the current weights (precise BN); 0: keep the "
+        "moving averages",
+        minimum=0,
+        group=_RECIPE,
+    )
+    max_minutes: float | None = option(
+        None,
+        help="a training budget: measure the step time, plan the schedule for the steps that "
+        "fit (epochs = validations), stop when it is spent, keep the best epoch; none: no budget",
+        above=0,
     )
     min_lr_fraction: float = option(
         0.01, help="cosine/poly end at learning rate × this", minimum=0, maximum=1, group=_RECIPE
@@ -207,6 +231,11 @@ class TrainConfig:
             raise ValueError(
                 "--jit and --deterministic cannot be combined: XLA has no deterministic "
                 "max-pool gradient"
+            )
+        if self.max_minutes is not None and self.steps_per_epoch is not None:
+            raise ValueError(
+                "--max-minutes plans the steps per epoch from the measured step time: give it "
+                "or --steps-per-epoch, not both"
             )
         if self.freeze_encoder_epochs and not spec(self.arch).has_encoder:
             raise ValueError(

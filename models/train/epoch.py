@@ -20,6 +20,7 @@ import numpy as np
 
 from models.input import InputConfig, make_input
 from models.strategy import parse_tf_config
+from models.train.budget import BudgetPlan
 from models.train.config import TrainConfig, config_fingerprint_parts
 from models.train.data_check import DataCheck
 from pipelines.core.manifest import Manifest
@@ -67,6 +68,26 @@ class TrainRun:
     last_checkpoint: str | None = None
     best: dict[str, Any] | None = None  # {"epoch", "val_miou", "weights"} of the best epoch
     early_stopped: bool = False
+    budget: BudgetPlan | None = None  # --max-minutes: the steps that fit, planned once
+    budget_spent: bool = False  # the budget ended the run (no more epochs, also on resume)
+    budget_clock: float = field(default_factory=time.monotonic)  # when the budget began
+    recent_step_s: float | None = None  # moving average of the last steps' seconds
+    recent_epoch_end_s: float | None = None  # the last recalibration + validation + checkpoint
+
+    def budget_used_s(self) -> float:
+        """Seconds of the budget spent so far, over every invocation of this run."""
+        return time.monotonic() - self.budget_clock
+
+    def out_of_budget(self) -> bool:
+        """Whether one more step would overrun what ``--max-minutes`` keeps for the end."""
+        return self.budget is not None and self.budget.should_stop(
+            self.budget_clock, step_s=self.recent_step_s, epoch_overhead_s=self.recent_epoch_end_s
+        )
+
+    def observe_step(self, seconds: float) -> None:
+        """Fold one step's wall time into :attr:`recent_step_s` (weight 0.2: a few steps)."""
+        previous = self.recent_step_s
+        self.recent_step_s = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
     @property
     def config_parts(self) -> dict[str, Any]:
@@ -79,6 +100,9 @@ class TrainRun:
             "resumed_from_step": self.resumed_from_step,
             "best": self.best,
             "early_stopped": self.early_stopped,
+            "budget": None if self.budget is None else self.budget.to_dict(),
+            "budget_spent": self.budget_spent,
+            "budget_used_s": round(self.budget_used_s(), 3),
             "data_fingerprint": self.data.fingerprint,
             "data": self.data.fingerprint_parts(),
             "config_fingerprint": fingerprint(self.config_parts),
@@ -178,7 +202,20 @@ def train_epoch(
     window_start, window_steps = time.monotonic(), 0
     epoch_start = window_start
     for index in range(done, run.steps_per_epoch):
+        if run.out_of_budget():
+            run.budget_spent = True
+            LOG.info(
+                "budget of %s min spent: epoch %d ends after %d of %d steps",
+                config.max_minutes,
+                epoch + 1,
+                index,
+                run.steps_per_epoch,
+            )
+            break
+        tick = time.monotonic()
         loss = float(train_step(iterator))
+        if index > done:  # the first step of an epoch also pays for tracing and the input
+            run.observe_step(time.monotonic() - tick)
         step_var.assign_add(1)
         step = int(step_var.numpy())
         if not math.isfinite(loss):
@@ -193,18 +230,19 @@ def train_epoch(
             elapsed = time.monotonic() - window_start
             rate = window_steps * run.global_batch / elapsed if window_steps else math.nan
             LOG.info(
-                "epoch %d/%d step %d/%d (global %d) loss %.4f dice %.4f %.1f patches/s",
+                "epoch %d/%d step %d/%d (global %d) loss %.4f%s %.1f patches/s",
                 epoch + 1,
                 config.epochs,
                 index + 1,
                 run.steps_per_epoch,
                 step,
                 loss,
-                1.0 - loss,
+                f" (dice {1.0 - loss:.4f})" if config.loss == "dice" else f" ({config.loss})",
                 rate,
             )
             tf.summary.scalar("train/loss", loss, step=step)
-            tf.summary.scalar("train/dice", 1.0 - loss, step=step)
+            if config.loss == "dice":  # 1 − loss is a Dice only when the loss is Dice alone
+                tf.summary.scalar("train/dice", 1.0 - loss, step=step)
             if window_steps:
                 tf.summary.scalar("train/patches_per_s", rate, step=step)
             window_start, window_steps = time.monotonic(), 0
@@ -218,7 +256,7 @@ def train_epoch(
         "steps": trained,
         "resumed_at_step_of_epoch": done or None,
         "train_loss": train_loss,
-        "train_dice": 1.0 - train_loss,
+        "train_dice": 1.0 - train_loss if config.loss == "dice" else None,
         "train_loss_first_step": losses[0] if losses else None,
         "train_loss_last_step": losses[-1] if losses else None,
         "train_patches_per_s": trained * run.global_batch / max(seconds, 1e-9),
@@ -238,10 +276,10 @@ def log_epoch(entry: dict[str, Any], step: int) -> None:
         return "n/a" if value is None else f"{value:.4f}"
 
     LOG.info(
-        "epoch %d done: train loss %s dice %s | val dice %s mIoU %s",
+        "epoch %d done: train loss %s%s | val dice %s mIoU %s",
         entry["epoch"],
         show("train_loss"),
-        show("train_dice"),
+        "" if entry.get("train_dice") is None else f" dice {show('train_dice')}",
         show("val_dice"),
         show("val_miou"),
     )

@@ -50,19 +50,24 @@ from models.loss_options import median_frequency_weights, parse_class_weights
 from models.steps import LossSpec
 from models.strategy import parse_tf_config
 from models.train import artifacts, selection
+from models.train.budget import BudgetPlan, Probe, plan_budget
 from models.train.checkpoints import RunCheckpoints, check_resume, epoch_position
 from models.train.config import TrainConfig, default_steps_per_epoch
 from models.train.data_check import check_training_data
-from models.train.epoch import LOG, TrainRun, log_epoch, train_epoch, validate
+from models.train.epoch import LOG, TrainRun, epoch_input, log_epoch, train_epoch, validate
+from models.train.schedule import SchedulePlan
 from pipelines.core.manifest import Manifest
 from pipelines.core.palette import CLASS_NAMES
 from pipelines.core.provenance import fingerprint
-from pipelines.io import storage
+from pipelines.io import records, storage
 
 if TYPE_CHECKING:
     import keras
 
+    from models.train.schedule import WarmupDecay
+
 EXIT_NON_FINITE = 3
+PROBE_STEPS = 3  # timed train steps of a budgeted run's probe (after one that traces)
 
 
 def resolve_class_weights(config: TrainConfig, manifest: Manifest) -> tuple[float, ...] | None:
@@ -143,8 +148,11 @@ def _op_determinism(enabled: bool) -> Iterator[None]:
             tf_config.disable_op_determinism()
 
 
-def _make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """AdamW on the warm-up + decay schedule of ``models.train.schedule``.
+def _make_optimizer(
+    config: TrainConfig, plan: SchedulePlan
+) -> tuple[keras.optimizers.Optimizer, WarmupDecay]:
+    """AdamW on the warm-up/hold/decay schedule of ``models.train.schedule``, and the schedule
+    (whose plan a budgeted run sets once it has measured its steps).
 
     Weight decay skips biases and batch-norm scales/offsets (decaying them only fights the
     normalisation; the usual practice).
@@ -156,8 +164,7 @@ def _make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimize
     schedule = WarmupDecay(
         peak=config.learning_rate,
         schedule=config.lr_schedule,
-        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
-        total_steps=config.epochs * steps_per_epoch,
+        plan=plan,
         min_lr_fraction=config.min_lr_fraction,
     )
     optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
@@ -165,7 +172,14 @@ def _make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimize
     if config.mixed_precision:
         # Dynamic loss scaling: float16 gradients would underflow; overflowing steps are skipped.
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
+    return optimizer, schedule
+
+
+def schedule_plan(config: TrainConfig, steps_per_epoch: int) -> SchedulePlan:
+    """The schedule of ``config.epochs`` epochs of ``steps_per_epoch`` steps."""
+    return SchedulePlan.of(
+        config.epochs * steps_per_epoch, config.warmup_fraction, config.decay_fraction
+    )
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -205,6 +219,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         manifest=manifest,
         data=data,
         class_weights=resolve_class_weights(config, manifest),
+        budget_clock=started,
     )
     if run.class_weights is not None:
         LOG.info(
@@ -237,7 +252,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         model = architectures.build_model(
             config.arch, base_filters=config.base_filters, encoder_weights=encoder_weights
         )
-        optimizer = _make_optimizer(config, run.steps_per_epoch)
+        optimizer, schedule = _make_optimizer(config, schedule_plan(config, run.steps_per_epoch))
         optimizer.build(model.trainable_variables)  # all of them, before any freeze
     checkpoints = RunCheckpoints(
         model,
@@ -264,6 +279,12 @@ def _train(config: TrainConfig) -> dict[str, Any]:
             run.resumed_from_step = [*state.get("resumed_from_step", []), restored.step]
             run.history = [h for h in state.get("history", []) if h["epoch"] <= restored.epoch]
             run.last_checkpoint = restored.checkpoint
+            if state.get("budget"):  # the plan stays the one the run was started with
+                run.budget = BudgetPlan.from_dict(state["budget"])
+                run.budget_spent = bool(state.get("budget_spent", False))
+                run.budget_clock = time.monotonic() - float(state.get("budget_used_s", 0.0))
+                run.steps_per_epoch = run.budget.steps_per_epoch
+                schedule.set_plan(schedule_plan(config, run.steps_per_epoch))
             LOG.info(
                 "resuming from %s: step %d, epoch %d, step %d of that epoch",
                 restored.checkpoint,
@@ -273,15 +294,70 @@ def _train(config: TrainConfig) -> dict[str, Any]:
             )
         else:  # the run's identity is on record before its first checkpoint can exist
             checkpoints.write_state(run.state())
-        return _run_epochs(run, model, optimizer, checkpoints, started, jit)
+        return _run_epochs(run, model, optimizer, schedule, checkpoints, started, jit)
     finally:
         checkpoints.close()
+
+
+def _probe(
+    run: TrainRun,
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    train_step: Any,
+    eval_step: Any,
+    recalibrate: Any,
+) -> Probe:
+    """Time a step, a validation and a recalibration on the real model and data, then undo them.
+
+    Every model and optimizer variable (weights, batch-norm statistics, moments, the step
+    counter) is put back afterwards, so the run starts from exactly the state it had: the probe
+    changes how many steps the run plans, nothing else. The first call of each function is not
+    timed (it traces); what it traced serves the run.
+    """
+    import math
+
+    config, strategy = run.config, run.strategy
+    variables = [*model.variables, *optimizer.variables]
+    saved = [v.numpy() for v in variables]
+    try:
+        batches = iter(strategy.experimental_distribute_dataset(epoch_input(run, "train", 0)))
+        float(train_step(batches))  # traces
+        started = time.monotonic()
+        for _ in range(PROBE_STEPS):
+            float(train_step(batches))
+        step_s = (time.monotonic() - started) / PROBE_STEPS
+        recalibration_s = 0.0
+        if config.bn_recalibration_batches:
+            recalibrate(batches, 1)  # traces
+            started = time.monotonic()
+            used = recalibrate(batches, 2)
+            per_batch = (time.monotonic() - started) / max(used, 1)
+            recalibration_s = per_batch * config.bn_recalibration_batches
+        validation_s = 0.0
+        val_patches = run.manifest.patch_count("val")
+        if val_patches and records.split_files(run.data.folder, "val"):
+            val_batches = math.ceil(val_patches / run.global_batch)
+            if config.val_steps is not None:
+                val_batches = min(val_batches, config.val_steps)
+            dataset = epoch_input(run, "val", 0).take(2)
+            timings = []
+            for batch in strategy.experimental_distribute_dataset(dataset):
+                started = time.monotonic()
+                [v.numpy() for v in eval_step(batch)]
+                timings.append(time.monotonic() - started)
+            per_batch = timings[-1] if timings else 0.0  # the first call traced
+            validation_s = per_batch * val_batches
+    finally:
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(value)
+    return Probe(step_s=step_s, validation_s=validation_s, recalibration_s=recalibration_s)
 
 
 def _run_epochs(
     run: TrainRun,
     model: keras.Model,
     optimizer: keras.optimizers.Optimizer,
+    schedule: WarmupDecay,
     checkpoints: RunCheckpoints,
     started: float,
     jit: bool,
@@ -290,7 +366,8 @@ def _run_epochs(
     import tensorflow as tf
 
     from models import architectures
-    from models.steps import make_eval_step, make_sync_batchnorm, make_train_step
+    from models.batchnorm import make_recalibration, make_sync_batchnorm
+    from models.steps import make_eval_step, make_train_step
 
     config, strategy = run.config, run.strategy
     if run.is_chief:
@@ -305,6 +382,7 @@ def _run_epochs(
         focal_gamma=config.focal_gamma,
     )
     sync_batchnorm = make_sync_batchnorm(strategy, model)
+    recalibrate = make_recalibration(strategy, model)
     eval_step = make_eval_step(strategy, model, spec)
     has_encoder = architectures.get_encoder(model) is not None
     encoder_trainable: bool | None = None
@@ -318,9 +396,60 @@ def _run_epochs(
             run.last_checkpoint = path
             LOG.info("checkpoint %s", path)
 
+    def step_for(epoch: int) -> Any:
+        """The train step of ``epoch`` (a new one when the encoder's freeze changes)."""
+        nonlocal encoder_trainable, train_step
+        wanted = not (has_encoder and epoch < config.freeze_encoder_epochs)
+        if has_encoder and wanted != encoder_trainable:
+            architectures.set_encoder_trainable(model, wanted)
+            LOG.info("encoder %s", "trainable" if wanted else "frozen")
+            train_step = None
+        encoder_trainable = wanted if has_encoder else None
+        if train_step is None:  # variables to train are captured when the step is made
+            train_step = make_train_step(strategy, model, optimizer, spec, jit_compile=jit)
+        return train_step
+
+    def recalibrate_batchnorm(epoch: int) -> None:
+        """Precise BN (``models.batchnorm``): statistics of the weights about to be judged."""
+        sync_batchnorm()
+        if config.bn_recalibration_batches:
+            dataset = epoch_input(run, "train", epoch)
+            batches = iter(strategy.experimental_distribute_dataset(dataset))
+            tick = time.monotonic()
+            used = recalibrate(batches, config.bn_recalibration_batches)
+            LOG.info(
+                "batch-norm statistics recomputed over %d batches (%.1fs)",
+                used,
+                time.monotonic() - tick,
+            )
+
+    first_epoch = int(epoch_var.numpy())
+    if config.max_minutes is not None and run.budget is None and first_epoch < config.epochs:
+        probe = _probe(run, model, optimizer, step_for(first_epoch), eval_step, recalibrate)
+        run.budget = plan_budget(
+            config.max_minutes, probe, epochs=config.epochs, spent_s=run.budget_used_s()
+        )
+        run.steps_per_epoch = run.budget.steps_per_epoch
+        schedule.set_plan(schedule_plan(config, run.steps_per_epoch))
+        LOG.info(
+            "budget %s min: a step takes %.3fs, a validation %.1fs, a recalibration %.1fs; "
+            "%.0fs spent before training; planned %d epochs × %d steps (%d)",
+            config.max_minutes,
+            probe.step_s,
+            probe.validation_s,
+            probe.recalibration_s,
+            run.budget.planned_at_s,
+            config.epochs,
+            run.steps_per_epoch,
+            run.budget.total_steps,
+        )
+        checkpoints.write_state(run.state())  # the plan is on record before any step
+
     try:
         with writer.as_default():
-            for epoch in range(int(epoch_var.numpy()), config.epochs):
+            for epoch in range(first_epoch, config.epochs):
+                if run.budget_spent:
+                    break
                 if selection.should_stop(run.history, config.early_stopping_patience):
                     run.early_stopped = True
                     LOG.info(
@@ -329,17 +458,12 @@ def _run_epochs(
                         (run.best or {}).get("epoch"),
                     )
                     break
-                wanted = not (has_encoder and epoch < config.freeze_encoder_epochs)
-                if has_encoder and wanted != encoder_trainable:
-                    architectures.set_encoder_trainable(model, wanted)
-                    LOG.info("encoder %s", "trainable" if wanted else "frozen")
-                    train_step = None
-                encoder_trainable = wanted if has_encoder else None
-                if train_step is None:  # variables to train are captured when the step is made
-                    train_step = make_train_step(strategy, model, optimizer, spec, jit_compile=jit)
                 done = epoch_position(int(step_var.numpy()), epoch, run.steps_per_epoch)
-                entry = train_epoch(run, epoch, done, train_step, step_var, save_checkpoint)
-                sync_batchnorm()
+                entry = train_epoch(run, epoch, done, step_for(epoch), step_var, save_checkpoint)
+                if entry["steps"] == 0 and run.history:  # the budget ended before this epoch
+                    break
+                epoch_end = time.monotonic()
+                recalibrate_batchnorm(epoch)
                 entry.update(validate(run, eval_step))
                 entry["encoder_trainable"] = encoder_trainable
                 run.history = [h for h in run.history if h["epoch"] != epoch + 1] + [entry]
@@ -356,6 +480,7 @@ def _run_epochs(
                     )
                 epoch_var.assign(epoch + 1)
                 save_checkpoint()
+                run.recent_epoch_end_s = time.monotonic() - epoch_end
                 if improved and run.best is not None:
                     checkpoints.prune_best(run.best["weights"])
                 writer.flush()
@@ -386,6 +511,14 @@ def _run_epochs(
             steps=steps,
             optimizer_iterations=int(optimizer.iterations.numpy()),
             wall_time_s=time.monotonic() - started,
+            schedule=schedule.get_config(),
+            budget=None
+            if run.budget is None
+            else {
+                **run.budget.to_dict(),
+                "spent": run.budget_spent,
+                "used_s": round(run.budget_used_s(), 3),
+            },
         )
         exported = artifacts.float32_model(model, config) if config.mixed_precision else model
         artifacts.save_outputs(config.output, exported, metadata, is_chief=run.is_chief)

@@ -14,7 +14,6 @@ memory. ``gs://`` maps are read from a local copy (:func:`pipelines.io.storage.l
 from __future__ import annotations
 
 import contextlib
-import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -188,14 +187,9 @@ def find_class_maps(uri: str) -> list[tuple[str, str]]:
     return sorted(best.items())
 
 
-def escape_glob(text: str) -> str:
-    """``text`` matched literally by Beam's glob matching: ``[``, ``]``, ``*``, ``?`` escaped."""
-    return re.sub(r"([\[\]*?])", r"[\1]", text)
-
-
 def list_folder(uri: str) -> list[str]:
     """Files directly in a folder, whatever characters its name holds (``[``, ``*``, spaces)."""
-    return storage.match(storage.join(escape_glob(uri), "*"))
+    return storage.list_files(uri)
 
 
 def _rank(uri: str) -> int:

@@ -70,7 +70,7 @@ def bench_seed_style(
 
     from pipelines.io import storage  # Beam: only when running
 
-    image_uris = storage.match(storage.join(scenes_uri, "*_sat.jpg"))
+    image_uris = storage.match_in(scenes_uri, "*_sat.jpg")
     scenes = [(uri, uri[: -len("_sat.jpg")] + "_mask.png") for uri in image_uris]
     if not scenes:
         raise FileNotFoundError(f"no *_sat.jpg scenes under {scenes_uri}")

@@ -69,7 +69,7 @@ class FormatResult:
 def _scene_ids(input_uri: str) -> list[str]:
     from pipelines.io import storage  # Beam: only when running
 
-    images = storage.match(storage.join(input_uri, f"*{naming.LABELED_IMAGE_SUFFIX}"))
+    images = storage.match_in(input_uri, f"*{naming.LABELED_IMAGE_SUFFIX}")
     ids = [i for uri in images if (i := naming.labeled_image_id_of(uri)) is not None]
     return [i for i in ids if storage.exists(storage.join(input_uri, naming.mask_name(i)))]
 

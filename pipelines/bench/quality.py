@@ -1,24 +1,30 @@
 """``landcover bench quality``: the training recipe on real DeepGlobe scenes, against baselines.
 
-A **smoke check of the recipe, not a claim about DeepGlobe quality**: a handful of scenes
-(``../shared/deepglobe-sample``, 4 × 2448², 50 cm), a few CPU minutes per model. For each fold
-one scene is held out and the others train (rotating, so every scene is held out once); each
-architecture is trained with the CPU preset (``TrainConfig.from_preset("cpu")``: random crops
-for training, whole 612² patches for validation) and scored on the held-out scene's 16 whole
-patches. Two baselines are computed on the same pixels from the same training scenes:
+Two suites, each a stated training budget in minutes (``--max-minutes``, the trainer's own):
 
-- **majority**: every pixel is the most frequent (active) class of the training pixels;
-- **rgb-mean**: each pixel gets the class whose mean training RGB is nearest (a per-pixel colour
-  classifier; on DeepGlobe colour alone separates water and forest from agriculture fairly well).
+- ``512`` (default): ``../shared/deepglobe-512``, 161 real scenes resampled to 512² (GSD
+  2.390625 m). A **fixed split by scene** (:func:`split_512`): in id order, every 5th scene
+  (the 1st, 6th, …) is the **test** split, every 8th of the others the **val** split (best-epoch
+  selection), the rest train. The published model (its best val epoch) is scored on the test
+  scenes it never saw, whole 512² scenes.
+- ``full``: ``../shared/deepglobe-sample``, the four full-size scenes (2448², 0.5 m), one held
+  out per fold, rotating. With three training scenes there is no val split to choose an epoch
+  on, so each fold trains one epoch (the budget's whole schedule) and is scored on its held-out
+  scene, predicted by the patch grid. ``--target-gsd`` trains at a coarser GSD (scenes
+  resampled as ``landcover preprocess --target-gsd`` does: area for images, class shares for
+  labels); predictions are brought back to the scene's own grid (nearest) and scored there.
 
-Scores: per-class IoU and mIoU (``pipelines.core.metrics``, the challenge's definition) from
-the confusion matrices summed over the folds, plus the mIoU of each fold. The model's score is
-its **last** epoch's (its history's ``val_confusion``), not the best epoch's, because the
-held-out scene is also its validation split: choosing the epoch on it would peek at the test.
+Both suites train with the ``cpu`` preset (``TrainConfig.from_preset("cpu")``) and its
+defaults unless flags say otherwise, and compute two baselines from the same training scenes
+on the same test pixels: **majority** (the most frequent active class everywhere) and
+**rgb-mean** (each pixel the class whose mean training colour is nearest). The report: per
+class IoU, mIoU and pixel accuracy per method, one confusion matrix per table (truth rows ×
+predicted columns, summed over the test scenes/folds), and the minutes each training took.
+Written to ``OUTPUT/quality.json`` too.
 
-Each fold's dataset is written here, in process (same patch grid, record encoding, manifest
-and class-pixel counts as ``landcover preprocess``, without Beam), because the split must be a
-chosen scene, not the preprocess job's hash split.
+Datasets are written here in process (the patch grid, record encoding, manifest and shard
+checksums of ``landcover preprocess``, without Beam) because the split must be chosen scenes,
+not the preprocess job's hash split.
 """
 
 from __future__ import annotations
@@ -37,11 +43,23 @@ import numpy as np
 
 from pipelines.core import metrics
 from pipelines.core.baselines import class_rgb_means, majority_class, nearest_mean_prediction
-from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES, class_pixel_counts
+from pipelines.core.gsd import DEEPGLOBE_GSD_M
+from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES, NUM_CLASSES, class_pixel_counts
 
-DEFAULT_SCENES = Path(__file__).resolve().parents[2] / ".." / "shared" / "deepglobe-sample"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+SUITES: dict[str, dict[str, Any]] = {
+    # folder, the scenes' GSD (m), the patch side written, the default budget (minutes)
+    "512": {"folder": SHARED / "deepglobe-512", "gsd": 2.390625, "patch": 512, "minutes": 25.0},
+    "full": {
+        "folder": SHARED / "deepglobe-sample",
+        "gsd": DEEPGLOBE_GSD_M,
+        "patch": 612,
+        "minutes": 20.0,
+    },
+}
 PATCH = 612
 BASELINES: tuple[str, ...] = ("majority", "rgb-mean")
+TEST_EVERY, VAL_EVERY = 5, 8
 
 
 @dataclass(frozen=True)
@@ -71,27 +89,79 @@ def load_scenes(folder: str) -> list[Scene]:
     return scenes
 
 
-# ---- baselines ---------------------------------------------------------------------------------
-
-
-def baseline_confusions(train: Sequence[Scene], held_out: Scene) -> dict[str, np.ndarray]:
-    """Confusion matrices of both baselines on the held-out scene."""
-    pairs = [(s.image, s.ids) for s in train]
-    majority = np.full(held_out.ids.shape, majority_class([ids for _, ids in pairs]), np.uint8)
-    rgb = nearest_mean_prediction(held_out.image, class_rgb_means(pairs))
+def split_512(scenes: Sequence[Scene]) -> dict[str, list[Scene]]:
+    """The fixed split of the 512 suite: test = every 5th scene in id order, val = every 8th
+    of the rest, train = the others (129 → 33 test, 16 val, 112 train for 161 scenes)."""
+    ordered = sorted(scenes, key=lambda s: s.scene_id)
+    test = ordered[::TEST_EVERY]
+    rest = [s for i, s in enumerate(ordered) if i % TEST_EVERY]
     return {
-        "majority": metrics.confusion_matrix(held_out.ids, majority),
-        "rgb-mean": metrics.confusion_matrix(held_out.ids, rgb),
+        "train": [s for i, s in enumerate(rest) if i % VAL_EVERY],
+        "val": rest[::VAL_EVERY],
+        "test": test,
     }
 
 
-# ---- a fold's dataset --------------------------------------------------------------------------
+# ---- resampling (``--target-gsd``) -------------------------------------------------------------
 
 
-def write_fold_dataset(train: Sequence[Scene], held_out: Scene, out: str, patch: int) -> str:
-    """Records of ``train`` (train split) and ``held_out`` (val split) + manifest under ``out``."""
+def resample_scene(scene: Scene, factor: float) -> Scene:
+    """``scene`` with ``factor`` times fewer pixels a side: image by area, labels by class
+    shares (the mode), as ``landcover preprocess --target-gsd`` resamples."""
+    from pipelines.core.resample import apply_taps, make_taps, target_shape
+
+    height, width = scene.ids.shape
+    out_h, out_w = target_shape(height, width, factor, factor)
+    rows, cols = make_taps(height, out_h, "area"), make_taps(width, out_w, "area")
+    image = apply_taps(apply_taps(scene.image.astype(np.float32), rows, 0), cols, 1)
+    shares = np.zeros((out_h, out_w, NUM_CLASSES), np.float32)
+    for c in range(NUM_CLASSES):
+        plane = (scene.ids == c).astype(np.float32)
+        shares[..., c] = apply_taps(apply_taps(plane, rows, 0), cols, 1)
+    ids = shares.argmax(-1).astype(np.uint8)
+    return Scene(scene.scene_id, np.clip(np.rint(image), 0, 255).astype(np.uint8), ids)
+
+
+def upsample_ids(ids: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Class ids back onto a finer grid of ``shape`` (nearest, as predict writes them)."""
+    from pipelines.core.resample import make_taps
+
+    rows = make_taps(ids.shape[0], shape[0], "nearest").index[:, 0]
+    cols = make_taps(ids.shape[1], shape[1], "nearest").index[:, 0]
+    return ids[np.ix_(rows, cols)]
+
+
+# ---- baselines ---------------------------------------------------------------------------------
+
+
+def baseline_predictions(train: Sequence[Scene], test: Scene) -> dict[str, np.ndarray]:
+    """Both baselines' class ids for ``test``, fitted on ``train``."""
+    pairs = [(s.image, s.ids) for s in train]
+    means = class_rgb_means(pairs)
+    return {
+        "majority": np.full(test.ids.shape, majority_class([ids for _, ids in pairs]), np.uint8),
+        "rgb-mean": nearest_mean_prediction(test.image, means),
+    }
+
+
+def baseline_confusions(train: Sequence[Scene], held_out: Scene) -> dict[str, np.ndarray]:
+    """Confusion matrices of both baselines on ``held_out``."""
+    return {
+        name: metrics.confusion_matrix(held_out.ids, pred)
+        for name, pred in baseline_predictions(train, held_out).items()
+    }
+
+
+# ---- a dataset ---------------------------------------------------------------------------------
+
+
+def write_dataset(
+    splits: dict[str, Sequence[Scene]], out: str, patch: int, gsd: float | None = None
+) -> str:
+    """Records of each split's scenes (``train``, ``val``) + manifest under ``out``."""
     import tensorflow as tf
 
+    from pipelines.core.gsd import DatasetGsd, format_gsd
     from pipelines.core.manifest import Manifest
     from pipelines.core.records import RecordFormat
     from pipelines.core.tiling import patch_grid
@@ -99,7 +169,6 @@ def write_fold_dataset(train: Sequence[Scene], held_out: Scene, out: str, patch:
 
     fmt = RecordFormat()
     os.makedirs(out, exist_ok=True)
-    splits = {"train": list(train), "val": [held_out]}
     patches: dict[str, int] = {}
     pixels: dict[str, list[int]] = {}
     files: dict[str, list[str]] = {}
@@ -122,6 +191,7 @@ def write_fold_dataset(train: Sequence[Scene], held_out: Scene, out: str, patch:
             int(n) for n in np.sum([class_pixel_counts(s.ids) for s in scenes], axis=0)
         ]
         files[split] = [name]
+    count_all = sum(len(s) for s in splits.values())
     manifest = Manifest.build(
         patch_size=patch,
         record_format=fmt,
@@ -132,32 +202,45 @@ def write_fold_dataset(train: Sequence[Scene], held_out: Scene, out: str, patch:
         # counted and checksummed as preprocess does: training verifies shards against them
         shards={n: shard_info(n, fmt.compression) for names in files.values() for n in names},
         options={"writer": "landcover bench quality"},
+        gsd=None if gsd is None else DatasetGsd(gsd, {format_gsd(gsd): count_all}),
     )
     write_manifest(out, manifest)
     return out
 
 
-# ---- training ----------------------------------------------------------------------------------
+def write_fold_dataset(train: Sequence[Scene], held_out: Scene, out: str, patch: int) -> str:
+    """A rotating fold: ``train`` as the train split, ``held_out`` as val."""
+    return write_dataset({"train": train, "val": [held_out]}, out, patch)
 
 
-def train_fold(arch: str, data: str, output: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Train ``arch`` with the CPU preset on a fold; returns its last epoch's confusion + time."""
+# ---- training and scoring ----------------------------------------------------------------------
+
+
+def train_model(arch: str, data: str, output: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Train ``arch`` with the CPU preset (``options`` win); returns the metadata and time."""
     from models.train.config import TrainConfig
     from models.train.loop import train
 
     config = TrainConfig.from_preset("cpu", data=data, output=output, arch=arch, **options)
     started = time.perf_counter()
     metadata = train(config)
-    last = metadata["history"][-1]
-    return {
-        "confusion": np.asarray(last["val_confusion"], np.int64),
-        "seconds": time.perf_counter() - started,
-        "best_epoch": metadata["best_epoch"],
-        "epochs": len(metadata["history"]),
-    }
+    return {"metadata": metadata, "seconds": time.perf_counter() - started}
 
 
-# ---- report ------------------------------------------------------------------------------------
+def predict_ids(model: Any, image: np.ndarray, patch: int) -> np.ndarray:
+    """Class ids of a whole scene: the scene itself when it is one patch, else its patch grid
+    (the shifted last row and column of ``pipelines.core.tiling.patch_grid``)."""
+    from models.serving import predict_tiles
+    from pipelines.core.tiling import patch_grid
+
+    height, width = image.shape[:2]
+    if height <= patch and width <= patch:
+        return predict_tiles(model, image[None])[0].argmax(-1).astype(np.uint8)
+    out = np.zeros((height, width), np.uint8)
+    for y, x in patch_grid(height, width, patch):
+        tile = image[y : y + patch, x : x + patch]
+        out[y : y + patch, x : x + patch] = predict_tiles(model, tile[None])[0].argmax(-1)
+    return out
 
 
 def score(cm: np.ndarray) -> dict[str, Any]:
@@ -169,28 +252,49 @@ def score(cm: np.ndarray) -> dict[str, Any]:
     }
 
 
+# ---- report ------------------------------------------------------------------------------------
+
+
 def table(results: dict[str, dict[str, Any]]) -> str:
-    """Per-class IoU (rows) × method (columns), then mIoU over the pooled folds and per fold."""
+    """Per-class IoU (rows) × method (columns), mIoU and pixel accuracy, and per fold."""
 
     def cell(value: float | None) -> str:
-        return f"{'n/a':>12}" if value is None or np.isnan(value) else f"{value:>12.3f}"
+        return f"{'n/a':>14}" if value is None or np.isnan(value) else f"{value:>14.3f}"
 
     methods = list(results)
-    lines = [f"{'class IoU':<14}" + "".join(f"{m:>12}" for m in methods)]
+    lines = [f"{'class IoU':<14}" + "".join(f"{m:>14}" for m in methods)]
     for c in ACTIVE_CLASSES:
         name = CLASS_NAMES[c]
         lines.append(
             f"{name:<14}" + "".join(cell(results[m]["per_class_iou"][name]) for m in methods)
         )
-    lines.append(f"{'mIoU (pooled)':<14}" + "".join(cell(results[m]["miou"]) for m in methods))
+    lines.append(f"{'mIoU':<14}" + "".join(cell(results[m]["miou"]) for m in methods))
     lines.append(
         f"{'pixel acc.':<14}" + "".join(cell(results[m]["pixel_accuracy"]) for m in methods)
     )
     folds = len(next(iter(results.values()))["fold_miou"])
-    for k in range(folds):
+    if folds > 1:
+        for k in range(folds):
+            lines.append(
+                f"{'mIoU fold ' + str(k + 1):<14}"
+                + "".join(cell(results[m]["fold_miou"][k]) for m in methods)
+            )
+    minutes = [results[m].get("train_minutes") for m in methods]
+    lines.append(
+        f"{'train min.':<14}"
+        + "".join(f"{'':>14}" if v is None else f"{v:>14.1f}" for v in minutes)
+    )
+    return "\n".join(lines)
+
+
+def confusion_text(name: str, cm: np.ndarray) -> str:
+    """A confusion matrix of active classes, truth rows × predicted columns, in pixels."""
+    short = [CLASS_NAMES[c][:6] for c in ACTIVE_CLASSES]
+    lines = [f"confusion of {name} (rows truth, columns predicted, pixels):"]
+    lines.append(f"{'':<8}" + "".join(f"{s:>11}" for s in short))
+    for r in ACTIVE_CLASSES:
         lines.append(
-            f"{'mIoU fold ' + str(k + 1):<14}"
-            + "".join(cell(results[m]["fold_miou"][k]) for m in methods)
+            f"{CLASS_NAMES[r][:6]:<8}" + "".join(f"{int(cm[r, c]):>11}" for c in ACTIVE_CLASSES)
         )
     return "\n".join(lines)
 
@@ -198,21 +302,52 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="landcover bench quality",
-        description="Smoke check of the training recipe on real scenes (not a DeepGlobe "
-        "quality claim): each architecture, CPU preset, one scene held out per fold (rotating), "
-        "per-class IoU and mIoU vs a majority-class and a nearest-RGB-mean baseline.",
+        description="The training recipe on real DeepGlobe scenes within a minutes budget, "
+        "against a majority-class and a nearest-RGB-mean baseline: suite 512 (deepglobe-512, "
+        "fixed split by scene) or full (the four 2448² scenes, rotating hold-out).",
     )
-    parser.add_argument("--scenes", default=str(DEFAULT_SCENES), help="folder of labelled scenes")
+    parser.add_argument("--suite", choices=tuple(SUITES), default="512")
+    parser.add_argument(
+        "--scenes", default=None, help="folder of labelled scenes; default: the suite's"
+    )
     parser.add_argument("--output", default=".work/bench-quality", help="work folder + results")
-    parser.add_argument("--archs", default=None, help="comma-separated; default: all")
-    parser.add_argument("--folds", type=int, default=None, help="default: one per scene")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--steps-per-epoch", type=int, default=20)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--loss", default="dice")
-    parser.add_argument("--class-weights", default="none")
+    parser.add_argument(
+        "--patch", type=int, default=None, help="patch side written; default: the suite's"
+    )
+    parser.add_argument("--archs", default="unet", help="comma-separated, or all")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="training budget of each model (each fold in the full suite); default: the "
+        "suite's (512: 25, full: 20 split over the folds)",
+    )
+    parser.add_argument(
+        "--folds", type=int, default=None, help="full suite; default: one per scene"
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="validations in the budget")
+    parser.add_argument(
+        "--target-gsd", type=float, default=None, help="full suite: train at this GSD (m)"
+    )
+    parser.add_argument(
+        "--train",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other TrainConfig field, e.g. --train loss=dice (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _train_options(args: argparse.Namespace) -> dict[str, Any]:
+    from pipelines.core.options import parse_assignments
+
+    options: dict[str, Any] = {"seed": args.seed, "checkpoint_every": 100_000, "log_every": 50}
+    if args.epochs is not None:
+        options["epochs"] = args.epochs
+    options.update(parse_assignments(args.train))
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,67 +355,174 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.train.cli import log_progress_to_stderr
 
     log_progress_to_stderr()
-    from models.registry import ARCHITECTURES
+    from models.registry import ARCHITECTURES, parse_architectures
 
-    archs = args.archs.split(",") if args.archs else list(ARCHITECTURES)
+    archs = list(ARCHITECTURES) if args.archs == "all" else list(parse_architectures(args.archs))
+    suite = {**SUITES[args.suite]}
+    if args.patch is not None:
+        suite["patch"] = args.patch
+    folder = args.scenes or str(suite["folder"])
     started = time.perf_counter()
-    scenes = load_scenes(args.scenes)
-    folds = min(args.folds or len(scenes), len(scenes))
-    options = {
-        "epochs": args.epochs,
-        "steps_per_epoch": args.steps_per_epoch,
-        "learning_rate": args.learning_rate,
-        "loss": args.loss,
-        "class_weights": args.class_weights,
-        "seed": args.seed,
-        "deterministic": True,
-        "log_every": max(1, args.steps_per_epoch // 2),
-        "checkpoint_every": 10_000,
+    scenes = load_scenes(folder)
+    options = _train_options(args)
+    run = _run_512 if args.suite == "512" else _run_full
+    results, confusions, facts = run(args, scenes, archs, options, suite)
+    total = time.perf_counter() - started
+    print("\n" + table(results))
+    for name, cm in confusions.items():
+        print("\n" + confusion_text(name, cm))
+    print(f"\ntotal {total / 60:.1f} min on {os.cpu_count()} CPUs; {facts['summary']}")
+    os.makedirs(args.output, exist_ok=True)
+    report = {
+        "suite": args.suite,
+        "scenes": folder,
+        "options": options,
+        **facts,
+        "results": results,
+        "confusion": {k: v.tolist() for k, v in confusions.items()},
+        "seconds": round(total, 1),
     }
+    with open(os.path.join(args.output, "quality.json"), "w") as handle:
+        json.dump(report, handle, indent=2)
+    return 0
+
+
+def _run_512(
+    args: argparse.Namespace,
+    scenes: list[Scene],
+    archs: list[str],
+    options: dict[str, Any],
+    suite: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+    from models.serving import load_model
+
+    split = split_512(scenes)
+    minutes = args.max_minutes or suite["minutes"]
     print(
-        f"bench quality: {len(scenes)} scenes ({', '.join(s.scene_id for s in scenes)}), "
-        f"{folds} folds, archs {archs}, CPU preset + {options}; {os.cpu_count()} CPUs",
+        f"bench quality 512: {len(scenes)} scenes: train {len(split['train'])}, val "
+        f"{len(split['val'])}, test {len(split['test'])} (test: every {TEST_EVERY}th in id "
+        f"order from {split['test'][0].scene_id}); archs {archs}, cpu preset + {options}, "
+        f"{minutes} min each; {os.cpu_count()} CPUs",
         flush=True,
     )
-    confusions: dict[str, list[np.ndarray]] = {m: [] for m in [*archs, *BASELINES]}
-    seconds: dict[str, float] = {m: 0.0 for m in archs}
+    data = write_dataset(
+        {"train": split["train"], "val": split["val"]},
+        os.path.join(args.output, "records"),
+        suite["patch"],
+        suite["gsd"],
+    )
+    cms: dict[str, np.ndarray] = {
+        m: np.zeros((NUM_CLASSES,) * 2, np.int64) for m in [*archs, *BASELINES]
+    }
+    for test in split["test"]:
+        for name, pred in baseline_predictions(split["train"], test).items():
+            cms[name] += metrics.confusion_matrix(test.ids, pred)
+    minutes_of: dict[str, float] = {}
+    epochs_of: dict[str, Any] = {}
+    for arch in archs:
+        output = os.path.join(args.output, arch)
+        result = train_model(arch, data, output, {**options, "max_minutes": minutes, "fresh": True})
+        model = load_model(os.path.join(output, "model.keras"))
+        for test in split["test"]:
+            cms[arch] += metrics.confusion_matrix(
+                test.ids, predict_ids(model, test.image, suite["patch"])
+            )
+        minutes_of[arch] = result["seconds"] / 60
+        meta = result["metadata"]
+        epochs_of[arch] = {
+            "best_epoch": meta["best_epoch"],
+            "steps": meta["steps"],
+            "val_miou": meta["val_miou"],
+        }
+        print(
+            f"{arch}: test mIoU {metrics.miou_from_confusion(cms[arch]):.3f} "
+            f"(best epoch {meta['best_epoch']}, {meta['steps']} steps) in "
+            f"{minutes_of[arch]:.1f} min",
+            flush=True,
+        )
+    results = {
+        m: {
+            **score(cm),
+            "fold_miou": [metrics.miou_from_confusion(cm)],
+            **({"train_minutes": round(minutes_of[m], 2)} if m in minutes_of else {}),
+        }
+        for m, cm in cms.items()
+    }
+    facts = {
+        "split": {k: [s.scene_id for s in v] for k, v in split.items()},
+        "max_minutes": minutes,
+        "models": epochs_of,
+        "summary": f"deepglobe-512 test split ({len(split['test'])} scenes), {minutes} min budget",
+    }
+    return results, cms, facts
+
+
+def _run_full(
+    args: argparse.Namespace,
+    scenes: list[Scene],
+    archs: list[str],
+    options: dict[str, Any],
+    suite: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+    from models.serving import load_model
+
+    folds = min(args.folds or len(scenes), len(scenes))
+    minutes = args.max_minutes or suite["minutes"] / folds
+    factor = 1.0 if args.target_gsd is None else args.target_gsd / suite["gsd"]
+    gsd = suite["gsd"] * factor
+    options = {"epochs": 1, **options}
+    print(
+        f"bench quality full: {len(scenes)} scenes, {folds} folds (held out in turn), archs "
+        f"{archs}, cpu preset + {options}, {minutes:.2f} min a fold, training at {gsd:g} m; "
+        f"{os.cpu_count()} CPUs",
+        flush=True,
+    )
+    coarse = [resample_scene(s, factor) if factor != 1.0 else s for s in scenes]
+    fold_cms: dict[str, list[np.ndarray]] = {m: [] for m in [*archs, *BASELINES]}
+    seconds = dict.fromkeys(archs, 0.0)
     for k in range(folds):
         held_out = scenes[k]
         train = [s for i, s in enumerate(scenes) if i != k]
         for name, cm in baseline_confusions(train, held_out).items():
-            confusions[name].append(cm)
-        data = write_fold_dataset(
-            train, held_out, os.path.join(args.output, f"fold{k + 1}", "records"), PATCH
+            fold_cms[name].append(cm)
+        train_coarse = [s for i, s in enumerate(coarse) if i != k]
+        data = write_dataset(
+            {"train": train_coarse, "val": [coarse[k]]},
+            os.path.join(args.output, f"fold{k + 1}", "records"),
+            suite["patch"],
+            gsd,
         )
         for arch in archs:
             output = os.path.join(args.output, f"fold{k + 1}", arch)
-            result = train_fold(arch, data, output, {**options, "fresh": True})
-            confusions[arch].append(result["confusion"])
+            fold_options = {**options, "max_minutes": minutes, "fresh": True}
+            result = train_model(arch, data, output, fold_options)
+            model = load_model(os.path.join(output, "model.keras"))
+            pred = predict_ids(model, coarse[k].image, suite["patch"])
+            if factor != 1.0:
+                pred = upsample_ids(pred, (held_out.ids.shape[0], held_out.ids.shape[1]))
+            cm = metrics.confusion_matrix(held_out.ids, pred)
+            fold_cms[arch].append(cm)
             seconds[arch] += result["seconds"]
             print(
                 f"fold {k + 1}/{folds} (held out {held_out.scene_id}) {arch}: mIoU "
-                f"{metrics.miou_from_confusion(result['confusion']):.3f} "
-                f"(rgb-mean {metrics.miou_from_confusion(confusions['rgb-mean'][-1]):.3f}, "
-                f"majority {metrics.miou_from_confusion(confusions['majority'][-1]):.3f}) "
-                f"in {result['seconds']:.0f}s",
+                f"{metrics.miou_from_confusion(cm):.3f} (rgb-mean "
+                f"{metrics.miou_from_confusion(fold_cms['rgb-mean'][-1]):.3f}) in "
+                f"{result['seconds'] / 60:.1f} min",
                 flush=True,
             )
+    cms = {m: np.sum(v, axis=0) for m, v in fold_cms.items()}
     results = {
         m: {
-            **score(np.sum(cms, axis=0)),
-            "fold_miou": [metrics.miou_from_confusion(cm) for cm in cms],
-            **({"train_seconds": round(seconds[m], 1)} if m in seconds else {}),
+            **score(cms[m]),
+            "fold_miou": [metrics.miou_from_confusion(c) for c in v],
+            **({"train_minutes": round(seconds[m] / 60, 2)} if m in seconds else {}),
         }
-        for m, cms in confusions.items()
+        for m, v in fold_cms.items()
     }
-    total = time.perf_counter() - started
-    print("\n" + table(results))
-    print(f"\ntotal {total:.0f}s ({total / 60:.1f} min) on {os.cpu_count()} CPUs")
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "quality.json"), "w") as handle:
-        json.dump(
-            {"options": options, "folds": folds, "results": results, "seconds": total},
-            handle,
-            indent=2,
-        )
-    return 0
+    facts = {
+        "folds": folds,
+        "max_minutes_per_fold": minutes,
+        "train_gsd_m": gsd,
+        "summary": f"deepglobe-sample, {folds} folds, {minutes:.2f} min a fold at {gsd:g} m",
+    }
+    return results, cms, facts

@@ -236,3 +236,21 @@ def help_of(cls: type, name: str) -> str:
         if field.name == name and "help" in field.metadata:
             return str(field.metadata["help"])
     raise KeyError(f"{name!r} is not an option of {cls.__name__}")
+
+
+def parse_assignments(pairs: Sequence[str], *, flag: str = "--train") -> dict[str, Any]:
+    """``KEY=VALUE`` pairs → field overrides; a value is JSON when it parses as JSON
+    (``epochs=3``, ``jit=true``, ``crop_size=null``), else text (``loss=dice+ce``). The fields
+    are checked where the overrides are applied (the dataclass's own validation)."""
+    import json
+
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag} {pair!r}: expected KEY=VALUE (a field name)")
+        try:
+            overrides[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = text
+    return overrides

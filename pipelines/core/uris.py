@@ -23,8 +23,6 @@ _URI = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.D
 # Control (Cc), format (Cf: zero-width and bidi overrides), surrogates (Cs), line/paragraph
 # separators: invisible or reordering characters that let two names look alike.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-# Beam's FileSystems match and delete by glob: a name holding these would select other objects.
-_GLOB_CHARS = frozenset("*?[]")
 
 
 def _refusal(name: str) -> str | None:
@@ -36,9 +34,6 @@ def _refusal(name: str) -> str | None:
             return f"control or invisible character U+{ord(char):04X}"
     if "\\" in name:
         return "backslash in name"
-    glob = next((char for char in name if char in _GLOB_CHARS), None)
-    if glob is not None:
-        return f"glob character {glob!r} (the storage layer would read the name as a pattern)"
     if "://" in name or _SCHEME_PREFIX.match(name):
         return "name carries a scheme or drive (another bucket or filesystem)"
     if name.startswith("/"):
@@ -59,8 +54,9 @@ def normalize_name(name: str) -> str:
     """The NFC form of an object name relative to a root, or ValueError saying why not.
 
     Refuses empty names, ``.``/``..`` segments, absolute paths, schemes (``gs://other/…``),
-    drive letters, backslashes, ``//``, a trailing ``/``, glob characters (``*?[]``: Beam's
-    delete and match read names as patterns), and control or invisible characters.
+    drive letters, backslashes, ``//``, a trailing ``/``, and control or invisible characters.
+    Glob characters (``*?[]``) are ordinary characters of a name: the storage layer takes
+    every name literally (:func:`pipelines.io.storage.literal`).
     A name whose compatibility form (NFKC) is a path trick, e.g. fullwidth ``．．／``, is
     refused too: some tools fold those characters, and then it would escape.
     """

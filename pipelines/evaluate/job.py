@@ -29,40 +29,126 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from typing import Any
 
 import numpy as np
+from rasterio.windows import Window
 
 from pipelines.core import metrics
+from pipelines.core.catalog import LABEL, Catalog, build_catalog, scene_file, scene_key
 from pipelines.core.errors import ERRORS_DIR, BadInputError, ErrorRecord
-from pipelines.core.naming import MASK_SUFFIX, PROBS_SUFFIX, mask_id_of
-from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES, NUM_CLASSES
+from pipelines.core.naming import PROBS_SUFFIX
+from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES, NUM_CLASSES, UNKNOWN, MaskRule
 from pipelines.evaluate.cli import DEFAULT_LABELS
 from pipelines.evaluate.pictures import confusion_picture, scene_picture
 from pipelines.io import storage
-from pipelines.io.imaging import decode_mask_bytes
+from pipelines.io.imaging import dataset_class_ids, strict_decoding, valid_pixels
+from pipelines.io.labeled import same_crs
+from pipelines.io.raster_read import RasterInfo, RasterReader, open_raster
 from pipelines.io.scenes import decode_scene, find_scenes
 
 STAGE = "evaluate"
 METRICS_NAME = "metrics.json"
 CONFUSION_NAME = "confusion_matrix.png"
 SCENES_DIR = "scenes"
+# Rows read at a time when scoring a pair: one strip of both files and its (int64) codes, so a
+# 16384-px-wide pair holds ~8 MB of pixels and ~67 MB of codes at once, whatever its height.
+STRIP_ROWS = 512
+# How predictions are read: predict's PNG colours, or its COG's class ids (colour table = legend).
+PREDICTION_RULE = MaskRule()
+
+
+class NothingScoredError(ValueError):
+    """The run scored no scene (no pairs, or every pair failed): the reason says which."""
 
 
 def masks_by_id(folder_uri: str) -> dict[str, str]:
-    """``{id: uri}`` of the ``{id}_mask.png`` files directly under a folder."""
+    """``{id: uri}`` of the label files (``{id}_mask.png|tif|tiff``) directly under a folder.
+
+    Which files are a scene's label is the scene catalog's answer (any format, ids compared up
+    to case and Unicode form); a second label of one id is left out here and reported by
+    :func:`label_problems`.
+    """
+    return {s.scene_id: s.label.uri for s in _catalog(folder_uri).scenes if s.label is not None}
+
+
+def _catalog(folder_uri: str) -> Catalog:
     storage.check_readable_root(folder_uri)
-    uris = storage.match(storage.join(folder_uri, f"*{MASK_SUFFIX}"))
-    return {scene_id: uri for uri in uris if (scene_id := mask_id_of(uri)) is not None}
+    return build_catalog(storage.list_files(folder_uri))
 
 
-def _read_mask(uri: str) -> np.ndarray:
-    try:
-        data = storage.read_bytes(uri)
-    except FileNotFoundError:
-        raise BadInputError(uri, "file vanished before it could be read") from None
-    return decode_mask_bytes(data, uri)
+def label_problems(folder_uri: str) -> list[ErrorRecord]:
+    """Label files of a folder the catalog could not use (a second label of one scene)."""
+    return [
+        ErrorRecord(p.uri, p.reason, STAGE, p.scene_id)
+        for p in _catalog(folder_uri).problems
+        if (found := scene_file(p.uri)) is not None and found.role == LABEL
+    ]
+
+
+def _grid_problem(pred: RasterInfo, truth: RasterInfo) -> str | None:
+    """Why a prediction does not lie on its truth's grid (size, transform, CRS), or None.
+
+    The rule preprocessing applies to an image and its label (``labeled.check_aligned``): the
+    same size always; the same transform and CRS when both files are georeferenced.
+    """
+    if (pred.height, pred.width) != (truth.height, truth.width):
+        return (
+            f"size {pred.width}x{pred.height} differs from the truth's "
+            f"{truth.width}x{truth.height} ({truth.uri})"
+        )
+    if not (pred.georeferenced and truth.georeferenced):
+        return None  # a plain PNG on one side: pixel grids only (preprocess's rule too)
+    pixel = max(abs(truth.transform[0]), abs(truth.transform[4]), 1e-12)
+    if not all(
+        math.isclose(a, b, rel_tol=1e-9, abs_tol=pixel * 1e-6)
+        for a, b in zip(pred.transform, truth.transform, strict=True)
+    ):
+        return f"transform {pred.transform} differs from the truth's {truth.transform}"
+    if (pred.crs is None) != (truth.crs is None) or (
+        pred.crs is not None and truth.crs is not None and not same_crs(pred.crs, truth.crs)
+    ):
+        return f"CRS differs from the truth's ({truth.uri})"
+    return None
+
+
+def _class_ids(
+    reader: RasterReader, rule: MaskRule, window: Window | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(class ids, valid) of a window: ids by ``rule``, valid by the file's nodata/alpha/mask."""
+    ids = dataset_class_ids(reader.dataset, reader.uri, rule, window)
+    return ids, valid_pixels(reader.dataset, reader.uri, window)
+
+
+def score_pair(
+    pred_uri: str, truth_uri: str, rule: MaskRule = PREDICTION_RULE, *, whole: bool = False
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The confusion matrix of one prediction against its truth, read by strips of rows.
+
+    Both files must share one grid (:func:`_grid_problem`; BadInputError naming the prediction
+    otherwise). Pixels either file marks as no data are left out (scored as truth-``unknown``).
+    ``whole``: also return the (truth, prediction) class ids of the whole scene, for pictures.
+    """
+    with strict_decoding(), open_raster(truth_uri) as truth, open_raster(pred_uri) as pred:
+        problem = _grid_problem(pred.info, truth.info)
+        if problem is not None:
+            raise BadInputError(pred_uri, problem)
+        height, width = truth.info.height, truth.info.width
+        cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+        for row in range(0, height, STRIP_ROWS):
+            window = Window(0, row, width, min(STRIP_ROWS, height - row))
+            truth_ids, truth_valid = _class_ids(truth, rule, window)
+            pred_ids, pred_valid = _class_ids(pred, PREDICTION_RULE, window)
+            truth_ids[~(truth_valid & pred_valid)] = UNKNOWN
+            cm += metrics.confusion_matrix(truth_ids, pred_ids)
+        if not whole:
+            return cm, None
+        truth_ids, truth_valid = _class_ids(truth, rule, None)
+        pred_ids, pred_valid = _class_ids(pred, PREDICTION_RULE, None)
+        truth_ids[~(truth_valid & pred_valid)] = UNKNOWN
+        return cm, (truth_ids, pred_ids)
 
 
 def _scene_scores(cm: np.ndarray) -> dict[str, float | None]:
@@ -71,7 +157,11 @@ def _scene_scores(cm: np.ndarray) -> dict[str, float | None]:
 
 
 def _scene_images(images_uri: str) -> dict[str, str]:
-    return {scene.scene_id: scene.uri for scene in find_scenes(images_uri) if not scene.problem}
+    return {
+        scene_key(scene.scene_id): scene.uri
+        for scene in find_scenes(images_uri)
+        if not scene.problem
+    }
 
 
 def _load_probabilities(pred_uri: str, scene_id: str) -> np.ndarray | None:
@@ -80,6 +170,10 @@ def _load_probabilities(pred_uri: str, scene_id: str) -> np.ndarray | None:
         return None
     with np.load(io.BytesIO(storage.read_bytes(uri))) as data:
         return np.asarray(data["probabilities"], dtype=np.float32)
+
+
+def _by_key(found: dict[str, str]) -> dict[str, tuple[str, str]]:
+    return {scene_key(scene_id): (scene_id, uri) for scene_id, uri in found.items()}
 
 
 # ---- evaluation ------------------------------------------------------------------------------
@@ -93,60 +187,63 @@ def evaluate(
     images_uri: str | None = None,
     second_pred_uri: str | None = None,
     labels: tuple[str, ...] = DEFAULT_LABELS,
+    rule: MaskRule | None = None,
 ) -> dict[str, Any]:
     """Score ``pred_uri`` against ``truth_uri``; write and return the ``metrics.json`` dict.
 
+    Predictions and truths are label files of any format the catalog knows (DeepGlobe PNGs,
+    predict's COGs, GeoTIFF label rasters), paired by scene id; truths are read by ``rule``
+    (``--mask-kind``/``--label-map``; default: colours for RGB, class ids for one band).
     Top-level metrics are the first prediction's; a second prediction (``second_pred_uri``)
     is scored on the same truths under ``second_prediction`` and drawn in the pictures.
     ``labels`` name the prediction(s) in pictures and tables.
+
+    Raises :class:`NothingScoredError` (after writing ``metrics.json`` and the errors) when no
+    scene could be scored, naming why.
     """
+    rule = rule or MaskRule()
     label = labels[0] if labels else DEFAULT_LABELS[0]
     second_label = labels[1] if len(labels) > 1 else DEFAULT_LABELS[1]
-    predictions = masks_by_id(pred_uri)
-    truths = masks_by_id(truth_uri)
-    seconds = masks_by_id(second_pred_uri) if second_pred_uri else {}
+    predictions = _by_key(masks_by_id(pred_uri))
+    truths = _by_key(masks_by_id(truth_uri))
+    seconds = _by_key(masks_by_id(second_pred_uri)) if second_pred_uri else {}
     images = _scene_images(images_uri) if images_uri else {}
-    paired = sorted(predictions.keys() & truths.keys())
+    paired = sorted(predictions.keys() & truths.keys(), key=lambda k: truths[k][0])
+    errors: list[ErrorRecord] = [*label_problems(pred_uri), *label_problems(truth_uri)]
 
     cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     cm_second = np.zeros_like(cm)
     per_scene: dict[str, dict[str, Any]] = {}
-    errors: list[ErrorRecord] = []
     second_scenes = 0
     pictures: list[str] = []
-    for scene_id in paired:
+    for key in paired:
+        scene_id, truth_file = truths[key]
+        pred_file = predictions[key][1]
+        picture = bool(images_uri and key in images)
         try:
-            truth = _read_mask(truths[scene_id])
-            predicted = _read_mask(predictions[scene_id])
-            if predicted.shape != truth.shape:
-                raise BadInputError(
-                    predictions[scene_id],
-                    f"size {predicted.shape[1]}x{predicted.shape[0]} differs from the truth's "
-                    f"{truth.shape[1]}x{truth.shape[0]}",
-                )
+            scene_cm, arrays = score_pair(pred_file, truth_file, rule, whole=picture)
         except BadInputError as error:
             errors.append(ErrorRecord.from_error(error, STAGE, scene_id))
             continue
-        scene_cm = metrics.confusion_matrix(truth, predicted)
         cm += scene_cm
         per_scene[scene_id] = _scene_scores(scene_cm)
         second: np.ndarray | None = None
-        if scene_id in seconds:
+        if key in seconds:
             try:
-                second = _read_mask(seconds[scene_id])
-                if second.shape != truth.shape:
-                    raise BadInputError(seconds[scene_id], "size differs from the truth's")
+                second_cm, second_arrays = score_pair(
+                    seconds[key][1], truth_file, rule, whole=picture
+                )
             except BadInputError as error:
                 errors.append(ErrorRecord.from_error(error, STAGE, scene_id))
-                second = None
             else:
-                second_cm = metrics.confusion_matrix(truth, second)
+                second = None if second_arrays is None else second_arrays[1]
                 cm_second += second_cm
                 second_scenes += 1
                 per_scene[scene_id]["second_prediction"] = _scene_scores(second_cm)
-        if images_uri and scene_id in images:
+        if picture and arrays is not None:
+            truth, predicted = arrays
             try:
-                image = decode_scene(storage.read_bytes(images[scene_id]), images[scene_id])
+                image = decode_scene(storage.read_bytes(images[key]), images[key])
             except BadInputError as error:
                 errors.append(ErrorRecord.from_error(error, STAGE, scene_id))
                 image = None
@@ -169,22 +266,28 @@ def evaluate(
         pred=pred_uri,
         truth=truth_uri,
         unmatched={
-            "predictions_without_truth": sorted(predictions.keys() - truths.keys()),
-            "truths_without_prediction": sorted(truths.keys() - predictions.keys()),
+            "predictions_without_truth": sorted(
+                predictions[k][0] for k in predictions.keys() - truths.keys()
+            ),
+            "truths_without_prediction": sorted(
+                truths[k][0] for k in truths.keys() - predictions.keys()
+            ),
         },
         failed=len(errors),
         per_scene=per_scene,
         pictures=len(pictures),
     )
     if images_uri:
-        report["scenes_without_image"] = sorted(set(per_scene) - images.keys())
+        report["scenes_without_image"] = sorted(s for s in per_scene if scene_key(s) not in images)
     if second_pred_uri:
         report["second_prediction"] = {
             **metrics.metrics_report(cm_second),
             "label": second_label,
             "pred": second_pred_uri,
             "scenes": second_scenes,
-            "truths_without_prediction": sorted(set(per_scene) - seconds.keys()),
+            "truths_without_prediction": sorted(
+                s for s in per_scene if scene_key(s) not in seconds
+            ),
         }
     if errors:
         errors_uri = storage.join(
@@ -192,11 +295,28 @@ def evaluate(
         )
         storage.write_text(errors_uri, "".join(record.to_json() + "\n" for record in errors))
         report["errors"] = errors_uri
+    if not per_scene:
+        report["reason"] = _nothing_scored(len(predictions), len(truths), len(paired), errors)
     miou = "n/a" if report["miou"] is None else f"{report['miou']:.3f}"
     title = f"{label}: mIoU {miou} over {len(per_scene)} scenes"
     storage.write_bytes(storage.join(output_uri, CONFUSION_NAME), confusion_picture(cm, title))
     storage.write_text(storage.join(output_uri, METRICS_NAME), json.dumps(report, indent=2) + "\n")
+    if not per_scene:
+        raise NothingScoredError(report["reason"])
     return report
+
+
+def _nothing_scored(predictions: int, truths: int, paired: int, errors: list[ErrorRecord]) -> str:
+    """Why a run scored no scene, in one line a person can act on."""
+    found = f"{predictions} prediction(s) and {truths} truth(s) found"
+    if not paired:
+        return (
+            f"no scene scored: {found}, none with the same scene id (label files are "
+            "{id}_mask.png|tif|tiff)"
+        )
+    first = next((e for e in errors if e.scene_id), errors[0] if errors else None)
+    example = f"; first: {first.uri}: {first.reason}" if first else ""
+    return f"no scene scored: {found}, {paired} paired, every pair failed{example}"
 
 
 def _fmt(value: float | None) -> str:

@@ -10,9 +10,13 @@ GDAL decode such a file into a plausible, silently wrong picture; and truncated 
 Huffman code only changes pixel values.)
 
 A mask's pixels become class ids by a declared rule (:class:`pipelines.core.palette.MaskRule`),
-never by a guess: 8-bit RGB(A) and palette-mode masks by their colors and the challenge rule;
-single-band masks as class ids through a label map when the run (or a GeoTIFF label raster)
-says so; anything else is bad input naming the reason.
+never by a guess, and **as the file says**: 8-bit RGB(A) masks by their colors and the
+challenge rule; a single-band raster with a color table holds class ids (the table is a legend,
+what GIS tools write beside class ids; ``--mask-kind rgb`` reads its colors instead);
+single-band masks without one as class ids through a label map when the run (or a GeoTIFF
+label raster) says so; anything else is bad input naming the reason. Pixels the file marks as
+holding nothing (alpha 0, its mask band, its nodata value) are ``unknown``: unlabelled, in a
+PNG as in a GeoTIFF. In scene images alpha 0 is no data (:func:`decode_image_and_valid`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from PIL import Image
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader, MemoryFile
+from rasterio.windows import Window
 
 from pipelines.core.errors import BadInputError
 from pipelines.core.naming import is_tiff
@@ -97,9 +102,20 @@ def _open_bytes(data: bytes, uri: str) -> Iterator[DatasetReader]:
             yield dataset
 
 
-def _read(dataset: DatasetReader, uri: str, indexes: list[int] | int) -> np.ndarray:
+def _read(
+    dataset: DatasetReader, uri: str, indexes: list[int] | int, window: Window | None = None
+) -> np.ndarray:
     try:
-        return dataset.read(indexes)
+        return dataset.read(indexes, window=window)
+    except RasterioError as exc:
+        raise decode_failure(uri, exc) from None
+
+
+def valid_pixels(dataset: DatasetReader, uri: str, window: Window | None = None) -> np.ndarray:
+    """(H, W) bool: the pixels the file holds data for, by GDAL's mask band (the nodata value,
+    an alpha band, an internal mask, or all valid when there is none of these)."""
+    try:
+        return np.asarray(dataset.read_masks(1, window=window)) > 0
     except RasterioError as exc:
         raise decode_failure(uri, exc) from None
 
@@ -144,8 +160,11 @@ def _class_ids_of_codes(codes: np.ndarray) -> np.ndarray:
     return np.array(image.point(_CORNER_TABLE), dtype=np.uint8)
 
 
-def dataset_class_ids(dataset: DatasetReader, uri: str, rule: MaskRule) -> np.ndarray:
-    """An open mask → class ids (H, W) uint8 by ``rule`` (see the module docstring).
+def dataset_class_ids(
+    dataset: DatasetReader, uri: str, rule: MaskRule, window: Window | None = None
+) -> np.ndarray:
+    """An open mask (or a ``window`` of it) → class ids (H, W) uint8 by ``rule`` (see the
+    module docstring).
 
     Pixels equal to a class-id raster's nodata value are ``unknown`` (never scored). Raises
     BadInputError naming the reason for a mask no declared rule reads.
@@ -166,25 +185,27 @@ def dataset_class_ids(dataset: DatasetReader, uri: str, rule: MaskRule) -> np.nd
         if count == 4 and dataset.colorinterp[3] != ColorInterp.alpha:
             raise BadInputError(uri, "mask has 4 bands but band 4 is not alpha")
         # Band-first planes, decoded plane by plane: no interleaving at all.
-        return _class_ids_of_codes(mask_band_codes(_read(dataset, uri, [1, 2, 3])))
+        ids = _class_ids_of_codes(mask_band_codes(_read(dataset, uri, [1, 2, 3], window)))
+        return _unlabeled_as_unknown(dataset, uri, ids, window)
     if count != 1:
         raise BadInputError(
             uri, f"mask has {count} bands; expected 3 (RGB), 4 (RGBA) or 1 (palette or class ids)"
         )
-    values = _read(dataset, uri, 1)
+    values = _read(dataset, uri, 1, window)
     is_palette = dataset.colorinterp[0] == ColorInterp.palette
-    if is_palette and not rule.ids_declared:
+    if is_palette and rule.kind == "rgb":
         if dtype != "uint8":
             raise BadInputError(uri, f"palette mask with {dtype} indices; expected 8-bit")
         try:
-            return decode_mask(palette_to_rgb(values, dataset.colormap(1)))
+            ids = decode_mask(palette_to_rgb(values, dataset.colormap(1)))
         except ValueError as exc:
             raise BadInputError(uri, str(exc)) from None
+        return _unlabeled_as_unknown(dataset, uri, ids, window)
     if rule.kind == "rgb":
         raise BadInputError(
             uri, f"single-band {dtype} mask without a color table; --mask-kind rgb expects colors"
         )
-    if not (rule.ids_declared or is_tiff(uri)):
+    if not (rule.ids_declared or is_palette or is_tiff(uri)):
         raise BadInputError(
             uri,
             f"single-band {dtype} mask without a color table: its values may be class ids or "
@@ -197,7 +218,22 @@ def dataset_class_ids(dataset: DatasetReader, uri: str, rule: MaskRule) -> np.nd
     try:
         ids[valid] = map_labels(values[valid], rule.effective_label_map)
     except ValueError as exc:
-        raise BadInputError(uri, f"class-id mask: {exc}") from None
+        legend = (
+            " (a single-band mask with a color table holds class ids, the table is a legend; "
+            "if its colors are the classes, say --mask-kind rgb)"
+            if is_palette
+            else ""
+        )
+        raise BadInputError(uri, f"class-id mask: {exc}{legend}") from None
+    return _unlabeled_as_unknown(dataset, uri, ids, window)
+
+
+def _unlabeled_as_unknown(
+    dataset: DatasetReader, uri: str, ids: np.ndarray, window: Window | None
+) -> np.ndarray:
+    """``ids`` with the pixels the mask file marks as holding nothing (alpha 0, its mask band,
+    its nodata value) set to ``unknown``: unlabelled, never trained on or scored."""
+    ids[~valid_pixels(dataset, uri, window)] = UNKNOWN
     return ids
 
 
@@ -208,6 +244,16 @@ def decode_image_bytes(data: bytes, uri: str) -> np.ndarray:
     """
     with _open_bytes(data, uri) as dataset:
         return dataset_rgb(dataset, uri)
+
+
+def decode_image_and_valid(data: bytes, uri: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scene image bytes → (H, W, 3) uint8 RGB and (H, W) bool validity: an alpha band's 0
+    (a PNG's transparent border, as a GeoTIFF's alpha) is no data, never given a class."""
+    with _open_bytes(data, uri) as dataset:
+        rgb = dataset_rgb(dataset, uri)
+        if dataset.count == 4 and dataset.colorinterp[3] == ColorInterp.alpha:
+            return rgb, _read(dataset, uri, 4) != 0
+        return rgb, np.ones(rgb.shape[:2], dtype=bool)
 
 
 def decode_mask_bytes(data: bytes, uri: str, rule: MaskRule | None = None) -> np.ndarray:

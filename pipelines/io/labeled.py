@@ -19,7 +19,6 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioError
 
@@ -39,11 +38,11 @@ from pipelines.io.raster_read import RasterInfo, RasterReader, open_raster, read
 def _is_empty(uri: str) -> bool:
     if not storage.is_remote(uri):
         return os.path.isfile(uri) and os.path.getsize(uri) == 0
-    found = FileSystems.match([uri])[0].metadata_list
-    return bool(found) and found[0].size_in_bytes == 0
+    return storage.size_of(uri) == 0
 
 
-def _same_crs(a: str, b: str) -> bool:
+def same_crs(a: str, b: str) -> bool:
+    """True for two WKT CRSs that are the same (spelled alike, or equal once parsed)."""
     if a == b:
         return True
     try:
@@ -73,7 +72,7 @@ def check_aligned(image: RasterInfo, mask: RasterInfo) -> None:
             f"({image.uri}): the label raster is on another grid",
         )
     if (image.crs is None) != (mask.crs is None) or (
-        image.crs is not None and mask.crs is not None and not _same_crs(image.crs, mask.crs)
+        image.crs is not None and mask.crs is not None and not same_crs(image.crs, mask.crs)
     ):
         raise BadInputError(
             mask.uri, f"mask CRS differs from its image's ({image.uri}): {mask.crs!r:.80}"

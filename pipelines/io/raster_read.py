@@ -16,6 +16,7 @@ stored on ``gs://`` works only when its sources are paths the worker's GDAL can 
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,8 +28,10 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOEr
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
+from pipelines.core.catalog import world_file_candidates
 from pipelines.core.errors import BadInputError
 from pipelines.core.geo import PixelWindow, Transform, is_identity
+from pipelines.core.naming import basename
 from pipelines.io import storage
 
 
@@ -90,6 +93,12 @@ def _info(uri: str, ds: DatasetReader) -> RasterInfo:
 def open_raster(uri: str) -> Iterator[RasterReader]:
     """Open a local path or ``gs://`` URI for windowed reads; BadInputError if GDAL cannot."""
     with storage.local_copy(uri) as path:
+        if storage.is_remote(uri):  # GDAL finds a JPEG/PNG's world file beside it: copy it too
+            for sidecar in world_file_candidates(uri):
+                if storage.exists(sidecar):
+                    storage.copy_file(
+                        sidecar, os.path.join(os.path.dirname(path), basename(sidecar))
+                    )
         try:
             # Plain images (JPEG, PNG without a world file) are expected here: no warning.
             with warnings.catch_warnings():

@@ -129,7 +129,7 @@ def split_files(records_uri: str, split: str) -> list[str]:
     folder = resolve_dataset(records_uri)
     manifest = read_manifest(folder)
     if split not in manifest.files:  # a manifest that lists no files: what the folder holds
-        return storage.match(storage.join(folder, f"{split}-*-of-*"))
+        return storage.match_in(folder, f"{split}-*-of-*")
     return sorted(storage.join(folder, name) for name in manifest.files[split])
 
 

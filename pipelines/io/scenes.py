@@ -23,8 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipelines.core.catalog import (
+    IMAGE,
+    build_catalog,
+    scene_file,
+    scene_key,
+    world_file_candidates,
+)
 from pipelines.core.errors import BadInputError
-from pipelines.core.naming import scene_id_of, scene_rank
+from pipelines.core.naming import scene_id_of
 from pipelines.io import imaging, storage
 
 # Scene images PIL decodes (DeepGlobe's formats); anything else is a raster for GDAL.
@@ -38,34 +45,36 @@ class Scene:
     scene_id: str
     uri: str
     problem: str = ""
+    world_file: str | None = None  # a .jgw/.pgw/.wld beside a JPEG/PNG: it is georeferenced
 
 
 def find_scenes(input_uri: str) -> list[Scene]:
     """Scene images in a folder (one level), or the one file ``input_uri`` names.
 
-    One listing call, whatever the number of scenes. When an id has several images (say
-    ``1_sat.jpg`` and ``1_sat.png``) the first in ``naming.SCENE_IMAGE_SUFFIXES`` order is used
-    and the others become bad input (named, not silently dropped).
+    One listing call, whatever the number of scenes; which files are scenes is the scene
+    catalog's answer (:mod:`pipelines.core.catalog`: ids compared up to case and Unicode form,
+    names taken literally). When an id has several images (say ``1_sat.jpg`` and ``1_SAT.png``)
+    the first in ``naming.SCENE_IMAGE_SUFFIXES`` order is used and the others become bad input
+    (named, not silently dropped).
     """
     if scene_id_of(input_uri) is not None and storage.exists(input_uri):
-        candidates = [input_uri]
+        sidecars = [c for c in world_file_candidates(input_uri) if storage.exists(c)]
+        candidates = [input_uri, *sidecars[:1]]
     else:
         storage.check_readable_root(input_uri)
-        candidates = storage.match(storage.join(input_uri, "*_sat.*"))
-    by_id: dict[str, list[str]] = {}
-    for uri in candidates:
-        scene_id = scene_id_of(uri)
-        if scene_id is not None:
-            by_id.setdefault(scene_id, []).append(uri)
-    scenes: list[Scene] = []
-    for scene_id in sorted(by_id):
-        uris = sorted(by_id[scene_id], key=scene_rank)
-        scenes.append(Scene(scene_id, uris[0]))
-        scenes.extend(
-            Scene(scene_id, other, f"duplicate image of scene {scene_id}; {uris[0]} was used")
-            for other in uris[1:]
-        )
-    return scenes
+        candidates = storage.list_files(input_uri)
+    catalog = build_catalog(candidates)
+    scenes = [
+        Scene(s.scene_id, s.image.uri, world_file=s.world_file)
+        for s in catalog.images
+        if s.image is not None
+    ]
+    scenes += [
+        Scene(p.scene_id, p.uri, p.reason)
+        for p in catalog.problems
+        if (found := scene_file(p.uri)) is not None and found.role == IMAGE
+    ]
+    return sorted(scenes, key=lambda s: (scene_key(s.scene_id), bool(s.problem), s.uri))
 
 
 def decoded_by_pil(uri: str) -> bool:

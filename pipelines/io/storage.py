@@ -4,12 +4,21 @@ Beam's FileSystems already speaks both (and honours ``STORAGE_EMULATOR_HOST``), 
 code runs on a laptop, in tests against a GCS emulator, and on Dataflow. TensorFlow's own
 ``gs://`` filesystem ignores emulator settings, so code that hands files to TF or Keras goes
 through :func:`local_copy` / :func:`upload_file` here rather than passing ``gs://`` to TF.
+
+**Names are literal.** Beam's ``FileSystems.match`` and ``FileSystems.delete`` read their
+argument as a glob, so a scene named ``tile[1]`` or ``a*b`` would select other objects
+(``tile1``…). Every exists, match and delete of a *name* goes through this module, which escapes
+the name (:func:`literal`) or does not glob at all; only the wildcard a caller adds on purpose
+(``*`` in :func:`list_files`, a suffix in :func:`match_in`) is a pattern. Callers never pass a
+name to ``FileSystems.match``/``delete`` themselves (``tests/pipelines/io/test_storage.py``
+greps the code for that).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -21,6 +30,8 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.core.naming import basename
 
 _CHUNK = 8 << 20
+# The characters Beam's glob matching gives a meaning to; each is escaped as a one-char class.
+_GLOB_CHARS = re.compile(r"([\[\]*?])")
 
 
 def is_remote(uri: str) -> bool:
@@ -68,19 +79,39 @@ def write_text(uri: str, text: str) -> None:
     write_bytes(uri, text.encode("utf-8"))
 
 
+def literal(uri: str) -> str:
+    """``uri`` as a pattern that matches exactly that name: ``[``, ``]``, ``*``, ``?`` escaped.
+
+    Beam's glob has no quoting, but a one-character class (``[[]``, ``[*]``) is literal.
+    """
+    return _GLOB_CHARS.sub(r"[\1]", uri)
+
+
 def exists(uri: str) -> bool:
+    """True when an object or folder of exactly this name exists (Beam's ``exists`` does not
+    glob: ``os.path.exists`` locally, one object lookup on GCS)."""
     return FileSystems.exists(uri)
 
 
 def match(pattern: str) -> list[str]:
-    """Paths matching a glob, sorted; an empty list when nothing matches."""
+    """Paths matching a glob, sorted; an empty list when nothing matches.
+
+    ``pattern`` is a pattern: build it with :func:`match_in` (or :func:`literal`) so that the
+    folder and name parts that come from data are literal.
+    """
     results = FileSystems.match([pattern])
     return sorted(m.path for m in results[0].metadata_list)
 
 
+def match_in(folder: str, name_glob: str) -> list[str]:
+    """Files directly in ``folder`` (taken literally, whatever it is called) whose names match
+    ``name_glob`` (the caller's own wildcard, e.g. ``*_sat.*``), sorted."""
+    return match(join(literal(folder), name_glob))
+
+
 def list_files(prefix: str) -> list[str]:
     """Every file under a folder-like prefix (recursively for gs, one level for local)."""
-    return match(join(prefix, "*"))
+    return match_in(prefix, "*")
 
 
 def list_with_sizes(prefix: str) -> list[tuple[str, int]]:
@@ -90,10 +121,20 @@ def list_with_sizes(prefix: str) -> list[tuple[str, int]]:
     """
     base = prefix.rstrip("/") + "/"
     rows = []
-    for meta in FileSystems.match([join(prefix, "*")])[0].metadata_list:
+    for meta in FileSystems.match([join(literal(prefix), "*")])[0].metadata_list:
         name = meta.path[len(base) :] if meta.path.startswith(base) else basename(meta.path)
         rows.append((name, int(meta.size_in_bytes)))
     return sorted(rows)
+
+
+def size_of(uri: str) -> int | None:
+    """The size in bytes of exactly this object, or None when there is none (no globbing)."""
+    if not is_remote(uri):
+        return os.path.getsize(uri) if os.path.isfile(uri) else None
+    for meta in FileSystems.match([literal(uri)])[0].metadata_list:
+        if meta.path == uri:
+            return int(meta.size_in_bytes)
+    return None
 
 
 def modified_time(uri: str) -> float | None:
@@ -101,16 +142,32 @@ def modified_time(uri: str) -> float | None:
 
     Exact-name lookup (the name is escaped, so ``[`` or ``*`` in it select nothing else).
     """
-    pattern = "".join(f"[{c}]" if c in "[]*?" else c for c in uri)
-    for meta in FileSystems.match([pattern])[0].metadata_list:
+    for meta in FileSystems.match([literal(uri)])[0].metadata_list:
         if meta.path == uri:
             return float(meta.last_updated_in_seconds) if meta.last_updated_in_seconds else None
     return None
 
 
 def delete(uris: list[str]) -> None:
-    if uris:
-        FileSystems.delete(uris)
+    """Delete exactly these objects (a local folder with its contents); absent ones are skipped.
+
+    Never globs: Beam's ``FileSystems.delete`` would read ``tile[1].done.json`` as a pattern
+    and delete ``tile1.done.json``. Locally each path is removed itself; on GCS the name is
+    escaped (:func:`literal`) and only an object of exactly that name is deleted; a name
+    ending in ``/`` is a prefix, deleted with everything under it.
+    """
+    for uri in uris:
+        if not is_remote(uri):
+            if os.path.isdir(uri) and not os.path.islink(uri):
+                shutil.rmtree(uri)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(uri)
+            continue
+        if uri.endswith("/"):  # a gs:// prefix: Beam deletes it by listing the prefix (no glob)
+            FileSystems.delete([uri])
+        elif FileSystems.exists(uri):
+            FileSystems.delete([literal(uri)])
 
 
 def copy_file(src: str, dst: str) -> None:
@@ -161,7 +218,7 @@ def check_readable_root(uri: str) -> None:
             if not os.path.isdir(uri):
                 raise FileNotFoundError(f"input folder does not exist: {uri}")
             return
-        FileSystems.match([join(uri, "*")], limits=[1])
+        FileSystems.match([join(literal(uri), "*")], limits=[1])
     except FileNotFoundError:
         raise
     except Exception as exc:  # client errors vary by scheme: name the URI, keep the cause

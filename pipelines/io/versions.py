@@ -120,7 +120,7 @@ def list_versions(root: str) -> list[str]:
         ids = set(os.listdir(prefix)) if os.path.isdir(prefix) else set()
     else:  # gs:// has no folders: versions show up as object-name prefixes
         base = prefix.rstrip("/") + "/"
-        found = storage.match(storage.join(prefix, "**"))  # '*' stops at '/' on gs://
+        found = storage.match_in(prefix, "**")  # '*' stops at '/' on gs://
         ids = {uri[len(base) :].split("/", 1)[0] for uri in found}
     return sorted(i for i in ids if _VERSION_ID.match(i))
 

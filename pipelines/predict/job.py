@@ -232,6 +232,12 @@ def run_predict(
         log.info("wave %d: %d scenes done", wave_index, len(wave))
     catalog = publish_run(output_uri, scenes, model, run_tag, started_at)
     warnings = []
+    ignored = [s.scene_id for s in scenes if s.world_file and options.format == "png"]
+    if ignored:
+        warnings.append(
+            f"{len(ignored)} scene(s) have a world file whose georeference --format png does "
+            f"not keep (outputs in pixel space): {', '.join(ignored[:5])}"
+        )
     if totals[SCENES_WITHOUT_CRS]:
         warnings.append(f"{totals[SCENES_WITHOUT_CRS]} scene(s): {NO_CRS_WARNING}")
     return {

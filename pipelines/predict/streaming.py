@@ -40,16 +40,21 @@ class PixelSource(Protocol):
 
 @dataclass
 class ArraySource:
-    """A scene already in memory (a decoded DeepGlobe JPEG/PNG): every pixel is valid."""
+    """A scene already in memory (a decoded DeepGlobe JPEG/PNG) and which of its pixels hold
+    data (None: all; a PNG's alpha 0 is no data, as a GeoTIFF's)."""
 
     image: np.ndarray
+    valid: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.height, self.width = (int(v) for v in self.image.shape[:2])
 
     def read(self, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
-        pixels = self.image[window.row_off : window.row_stop, window.col_off : window.col_stop]
-        return pixels, np.ones(window.shape, dtype=bool)
+        rows = slice(window.row_off, window.row_stop)
+        cols = slice(window.col_off, window.col_stop)
+        if self.valid is None:
+            return self.image[rows, cols], np.ones(window.shape, dtype=bool)
+        return self.image[rows, cols], self.valid[rows, cols]
 
 
 @dataclass

@@ -182,7 +182,9 @@ class PlanScene(beam.DoFn):
         except FileNotFoundError:
             raise BadInputError(scene.uri, "file vanished before it could be read") from None
         pil = decoded_by_pil(scene.uri)
-        info = None if pil and self.options.format != "cog" else read_info(scene.uri)
+        # A JPEG/PNG is read for its georeference when it may have one: a world file beside it.
+        plain = pil and not scene.world_file and self.options.format != "cog"
+        info = None if plain else read_info(scene.uri)
         if info is not None and not pil:
             check_rgb(info)
         fmt = self.options.output_format(info is not None and info.georeferenced)
@@ -299,8 +301,8 @@ class PredictBlock(beam.DoFn):
             "with_probabilities": self.options.probabilities,
         }
         if decoded_by_pil(task.uri):
-            image = imaging.decode_image_bytes(_read(task.uri), task.uri)
-            source: Any = ArraySource(image)
+            image, valid = imaging.decode_image_and_valid(_read(task.uri), task.uri)
+            source: Any = ArraySource(image, None if valid.all() else valid)
             stats = self._predict(task, source, make_sink(*image.shape[:2]), kwargs)
         else:
             with open_raster(task.uri) as reader:

@@ -6,14 +6,14 @@ Parsing imports neither Beam nor TensorFlow, so ``--help`` and a bad flag answer
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
 
 from pipelines.core.gsd import DEEPGLOBE_GSD_M, check_gsd
-from pipelines.core.palette import MASK_KINDS, LabelMap, check_label_map, parse_label_map
+from pipelines.core.palette import MASK_KINDS, LabelMap
 from pipelines.core.records import CODECS, COMPRESSIONS, RecordFormat
+from pipelines.io.label_map_file import read_label_map
 from pipelines.preprocess.options import PreprocessOptions
 
 
@@ -27,20 +27,8 @@ def _num_shards(text: str) -> int:
 
 
 def _label_map(text: str) -> LabelMap:
-    """``1:0,2:1,…`` or a JSON file ``{"1": 0, "2": 1, …}`` → a checked label map."""
-    try:
-        if text.lower().endswith(".json"):
-            if "://" in text:
-                from pipelines.io import storage  # Beam's filesystems: only for a remote file
-
-                raw = storage.read_text(text)
-            else:
-                with open(text, encoding="utf-8") as handle:
-                    raw = handle.read()
-            return check_label_map(json.loads(raw))
-        return parse_label_map(text)
-    except (OSError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    """``1:0,2:1,…`` or a JSON file: :func:`pipelines.io.label_map_file.read_label_map`."""
+    return read_label_map(text)
 
 
 def _metres(text: str) -> float:

@@ -229,7 +229,7 @@ def input_patterns(input_uri: str) -> list[str]:
     """The globs of the files a run lists: every file of the input folder. Which of them are
     images and masks is decided by ``core.naming`` (suffixes in any case), not by a
     case-sensitive glob."""
-    return [storage.join(input_uri, "*")]
+    return [storage.join(storage.literal(input_uri), "*")]
 
 
 def check_input(input_uri: str) -> None:

@@ -1,13 +1,14 @@
 """Files → scenes: a labeled image and a mask pair by id; a lone file is an orphan.
 
 Pure functions on URIs (no reads): the Beam side (``transforms.PairScenes``) keys files with
-:func:`file_role`, groups them by id and pairs each group with :func:`pair_files`. Names follow
-the one rule of :mod:`pipelines.core.naming` (suffixes in any case; ``_sat.jpg|tif|tiff`` images,
-``_mask.png|tif|tiff`` masks); ids pair in their NFC form, so a name spelled with decomposed
-accents finds its partner. Every file that cannot be used becomes an :class:`ErrorRecord`
-naming it, so it lands in ``errors/`` and the counts reconcile: an orphan, a second image or
-mask of the same id, or a name the storage layer cannot handle safely. Files that are neither
-image nor mask are ignored.
+:func:`file_role`, groups them by id and pairs each group with :func:`pair_files`. What a scene
+is, which files belong to it and which of two images wins is the scene catalog's answer
+(:mod:`pipelines.core.catalog`): ids compare normalised (case and Unicode form), any image
+(``_sat.jpg|jpeg|png|tif|tiff``) pairs with any label (``_mask.png|tif|tiff``) of the same id.
+Every file that cannot be used becomes an :class:`ErrorRecord` naming it, so it lands in
+``errors/`` and the counts reconcile: an orphan, a second image or mask of the same id, or a
+name the storage layer cannot handle safely. Names with glob characters (``tile[1]``) are
+ordinary names: storage takes them literally. Files that are neither image nor mask are ignored.
 """
 
 from __future__ import annotations
@@ -16,18 +17,13 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pipelines.core.catalog import IMAGE, build_catalog, scene_file
 from pipelines.core.errors import ErrorRecord
-from pipelines.core.naming import (
-    LABEL_MASK_SUFFIXES,
-    LABELED_IMAGE_SUFFIXES,
-    basename,
-    labeled_image_id_of,
-    mask_id_of,
-)
+from pipelines.core.naming import basename
 from pipelines.core.uris import normalize_name
 
 STAGE = "preprocess"  # the stage named in this job's error records
-IMAGE, MASK = "image", "mask"
+MASK = "mask"
 
 
 @dataclass(frozen=True)
@@ -40,20 +36,21 @@ class ScenePair:
 
 
 def file_role(uri: str) -> tuple[str, tuple[str, str]] | None:
-    """``…/{id}_sat.jpg`` → ``(id, ("image", uri))``; masks alike; anything else → None.
+    """``…/{id}_sat.jpg`` → ``(key, ("image", uri))``; masks alike; anything else → None.
 
-    The id is NFC-normalised (the key files are grouped by).
+    The key is the catalog's normalised id (:func:`pipelines.core.catalog.scene_key`), the one
+    files are grouped by.
     """
-    if (scene_id := labeled_image_id_of(uri)) is not None:
-        return unicodedata.normalize("NFC", scene_id), (IMAGE, uri)
-    if (scene_id := mask_id_of(uri)) is not None:
-        return unicodedata.normalize("NFC", scene_id), (MASK, uri)
-    return None
+    found = scene_file(uri)
+    if found is None:
+        return None
+    return found.key, (IMAGE if found.role == IMAGE else MASK, uri)
 
 
 def name_problem(uri: str) -> str | None:
-    """Why a scene file's name is unsafe to carry through the pipeline (glob or control
-    characters, …: :func:`pipelines.core.uris.normalize_name`), or None."""
+    """Why a scene file's name is unsafe to carry through the pipeline (control or invisible
+    characters, …: :func:`pipelines.core.uris.normalize_name`), or None. Glob characters are
+    fine: every storage call takes names literally."""
     try:
         normalize_name(basename(uri))
     except ValueError as exc:
@@ -61,33 +58,22 @@ def name_problem(uri: str) -> str | None:
     return None
 
 
-def _ranked(uris: list[str], suffixes: tuple[str, ...]) -> list[str]:
-    def rank(uri: str) -> tuple[int, str]:
-        lower = uri.lower()
-        return next(i for i, s in enumerate(suffixes) if lower.endswith(s)), uri
+def pair_files(scene_key: str, files: Iterable[tuple[str, str]]) -> list[ScenePair | ErrorRecord]:
+    """One scene's files (grouped by normalised id) → a pair and errors for every file left.
 
-    return sorted(uris, key=rank)
-
-
-def pair_files(scene_id: str, files: Iterable[tuple[str, str]]) -> list[ScenePair | ErrorRecord]:
-    """One scene's files (grouped by id) → a pair and errors for every file left over.
-
-    With several images (or masks) for one id, the first by suffix order (JPEG, then TIFF) and
-    then name is used and the others are named as duplicates, never silently dropped.
+    The catalog picks the image and the label (the first by suffix order, then name) and names
+    the others as duplicates, never silently dropped.
     """
-    files = list(files)
-    images = _ranked([uri for role, uri in files if role == IMAGE], LABELED_IMAGE_SUFFIXES)
-    masks = _ranked([uri for role, uri in files if role == MASK], LABEL_MASK_SUFFIXES)
-    if not masks:
-        return [ErrorRecord(uri, "image without mask", STAGE, scene_id) for uri in images]
-    if not images:
-        return [ErrorRecord(uri, "mask without image", STAGE, scene_id) for uri in masks]
-    result: list[ScenePair | ErrorRecord] = [ScenePair(scene_id, images[0], masks[0])]
-    for kind, used, extras in ((IMAGE, images[0], images[1:]), (MASK, masks[0], masks[1:])):
-        result += [
-            ErrorRecord(
-                uri, f"duplicate {kind} of scene {scene_id}; {used} was used", STAGE, scene_id
-            )
-            for uri in extras
-        ]
+    catalog = build_catalog(uri for _, uri in files)
+    result: list[ScenePair | ErrorRecord] = []
+    for scene in catalog.scenes:
+        if scene.image is None:
+            assert scene.label is not None
+            result.append(ErrorRecord(scene.label.uri, "mask without image", STAGE, scene.scene_id))
+        elif scene.label is None:
+            result.append(ErrorRecord(scene.image.uri, "image without mask", STAGE, scene.scene_id))
+        else:
+            scene_id = unicodedata.normalize("NFC", scene.scene_id)  # the id records carry
+            result.append(ScenePair(scene_id, scene.image.uri, scene.label.uri))
+    result += [ErrorRecord(p.uri, p.reason, STAGE, p.scene_id) for p in catalog.problems]
     return result

@@ -24,11 +24,13 @@ against the surveyed one (a file replaced in between is bad input, never mixed i
 from __future__ import annotations
 
 import statistics
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from pipelines.core.catalog import build_catalog
 from pipelines.core.errors import BadInputError
 from pipelines.core.gsd import DatasetGsd, Gsd, format_gsd, same_gsd
 from pipelines.core.palette import UNKNOWN
@@ -38,7 +40,7 @@ from pipelines.io.imaging import MAX_DECODE_PIXELS
 from pipelines.io.labeled import LabeledScene
 from pipelines.io.raster_read import read_info
 from pipelines.io.scenes import decoded_by_pil
-from pipelines.preprocess.pairing import ScenePair, file_role, pair_files
+from pipelines.preprocess.pairing import ScenePair
 
 # Source rows a resampling strip reads: bounds the float intermediates (~30 MB for 2448-px-wide
 # RGB), whatever the scene's height and the scale.
@@ -162,16 +164,10 @@ def survey_gsd(uris: Iterable[str], override: float | None, target: float | None
 
 
 def _pairs(uris: Iterable[str]) -> list[ScenePair]:
-    by_id: dict[str, list[tuple[str, str]]] = {}
-    for uri in uris:
-        role = file_role(uri)
-        if role is not None:
-            by_id.setdefault(role[0], []).append(role[1])
     return [
-        item
-        for scene_id in sorted(by_id)
-        for item in pair_files(scene_id, by_id[scene_id])
-        if isinstance(item, ScenePair)
+        ScenePair(unicodedata.normalize("NFC", s.scene_id), s.image.uri, s.label.uri)
+        for s in build_catalog(uris).labeled
+        if s.image is not None and s.label is not None
     ]
 
 

@@ -71,3 +71,50 @@ def test_nightly_inference_leaves_done_ness_to_batch_inference(
     with pytest.raises(PromotedModelMissingError, match=r"unet-v1 is missing: .*model\.keras"):
         nightly_inference(root=str(root))
     assert len(calls) == 2
+
+
+HOLD_PREDICTIONS_LOCK = """
+import sys, time
+from flows.layout import Layout
+from pipelines.io.locks import lock
+
+with lock(Layout(sys.argv[1]).predictions_lock("unet-v1"), "nightly-inference (killed)"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_a_sigkilled_nightly_runs_lock_does_not_block_the_next_run(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "root"
+    (root / "models/unet/v1").mkdir(parents=True)
+    (root / "models/unet/v1/model.keras").write_bytes(b"model")
+    model = {"arch": "unet", "version": "v1", "model_uri": str(root / "models/unet/v1")}
+    promote_if_better(str(root), {**model, "val_miou": 0.5})
+    (root / "incoming").mkdir()
+    (root / "incoming/1_sat.jpg").write_bytes(b"jpeg")
+    killed = subprocess.Popen(
+        [sys.executable, "-c", HOLD_PREDICTIONS_LOCK, str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert killed.stdout is not None and killed.stdout.readline().strip() == "held"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=10)
+    assert Path(Layout(str(root)).predictions_lock("unet-v1")).exists()  # left behind
+
+    def fake_predict(*_: Any, **__: Any) -> dict[str, Any]:
+        return {"predicted": 1, "skipped": 0, "failed": 0}
+
+    monkeypatch.setattr(tasks, "predict", fake_predict)
+    summary = nightly_inference(root=str(root), lock_wait_s=0)  # no waiting at all
+    assert (summary["status"], summary["predicted"]) == ("ok", 1)
+    assert not Path(Layout(str(root)).predictions_lock("unet-v1")).exists()  # released

@@ -49,3 +49,18 @@ def test_fingerprint_changes_with_files_sizes_and_options_only() -> None:
     assert fingerprint([("1_sat.jpg", 101), ("1_mask.png", 20)], options) != base
     assert fingerprint([*files, ("2_sat.jpg", 5)], options) != base
     assert fingerprint(files, {**options, "patch_size": 256}) != base
+
+
+def test_the_flows_state_has_one_home_and_each_drop_its_own_folder_there() -> None:
+    layout = Layout("/r")
+    assert layout.state == "/r/state"
+    for path in (layout.retrain_due, layout.drop_lock, layout.watcher_state):
+        assert path.startswith("/r/state/")
+    # Names that clean up alike, or one prefix in two buckets, never share a receipt.
+    states = {
+        layout.drop_state(u) for u in ("/drops/a/b", "/drops/a_b", "gs://x/a_b", "gs://y/a_b")
+    }
+    assert len(states) == 4 and all(s.startswith("/r/state/drops/") for s in states)
+    key = layout.drop_state("gs://bucket/drops/2024-06-01").rsplit("/", 1)[-1]
+    assert key.startswith("2024-06-01-") and len(key) == len("2024-06-01-") + 12
+    assert layout.drop_state("/drops/a_b/") == layout.drop_state("/drops/a_b")

@@ -341,3 +341,47 @@ def test_the_up_to_date_check_reads_the_folder_training_reads(
     with pytest.raises(FileNotFoundError, match="points at version"):
         resolve_dataset(dataset)
     assert published_manifest(dataset) is None
+
+
+def _label_tif(path: Path, class_ids: Any, compress: str = "deflate") -> None:
+    import rasterio
+
+    profile = {"driver": "GTiff", "height": class_ids.shape[0], "width": class_ids.shape[1]}
+    with rasterio.open(path, "w", count=1, dtype="uint8", compress=compress, **profile) as dst:
+        dst.write(class_ids, 1)
+
+
+def test_geotiff_labels_are_fingerprinted_and_staged_as_they_are(
+    prefect_harness: None, root_with_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``{id}_sat.jpg`` + ``{id}_mask.tif`` scenes: the fingerprint covers the ``_mask.tif``
+    files (a relabelled scene is preprocessed again) and the val staging copies the label file
+    each scene has (it copied ``{id}_mask.png``, which these scenes do not have)."""
+    import numpy as np
+    from PIL import Image
+
+    from pipelines.core.palette import decode_mask
+
+    raw = root_with_raw / "raw"
+    for mask in sorted(raw.glob("*_mask.png")):
+        ids = decode_mask(np.asarray(Image.open(mask).convert("RGB")))
+        _label_tif(raw / mask.name.replace("_mask.png", "_mask.tif"), ids)
+        mask.unlink()
+    assert labeled_inputs([("1_mask.tif", 5), ("1_sat.jpg", 9), ("1_mask.tfw", 1)]) == [
+        ("1_mask.tif", 5),
+        ("1_sat.jpg", 9),
+    ]
+    stages = FakeStages({"unet": 0.4})
+    stages.install(monkeypatch)
+    result = train(root=str(root_with_raw), archs=("unet",), **SMALL)
+    assert result["preprocessed"] and result["val_scenes"]
+    truth = Path(result["report"], "val", "truth")
+    assert sorted(p.name for p in truth.iterdir()) == [
+        f"{i}_mask.tif" for i in result["val_scenes"]
+    ]
+
+    assert not train(root=str(root_with_raw), archs=("unet",), **SMALL)["preprocessed"]
+    first = sorted(raw.glob("*_mask.tif"))[0]
+    _label_tif(first, np.zeros((128, 128), np.uint8), compress="lzw")  # relabelled
+    assert train(root=str(root_with_raw), archs=("unet",), **SMALL)["preprocessed"]
+    assert len(stages.preprocess_calls) == 2

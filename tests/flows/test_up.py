@@ -179,11 +179,25 @@ def test_drop_events_start_imagery_drop_runs_on_a_real_server(
     assert not port_in_use(port)
 
 
-@pytest.mark.parametrize(("argv", "host"), [([], "127.0.0.1"), (["--host", "0.0.0.0"], "0.0.0.0")])
+@pytest.mark.parametrize(
+    ("argv", "host"),
+    [
+        ([], "127.0.0.1"),
+        (["--host", "::1"], "::1"),
+        (["--host", "localhost"], "localhost"),
+        (["--host", "0.0.0.0", "--allow-remote"], "0.0.0.0"),
+    ],
+)
 def test_up_binds_the_server_to_loopback_unless_told_otherwise(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], host: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    host: str,
 ) -> None:
     """The Prefect API has no login: `landcover up` listens on 127.0.0.1 by default."""
+    monkeypatch.delenv("PREFECT_SERVER_API_AUTH_STRING", raising=False)
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
     from flows import up
 
     started: list[list[str]] = []
@@ -201,6 +215,11 @@ def test_up_binds_the_server_to_loopback_unless_told_otherwise(
     assert up.main(["--root", str(tmp_path), "--port", "4999", *argv]) == 0
     (command,) = started
     assert command[command.index("--host") + 1] == host
+    err = capsys.readouterr().err
+    if "--allow-remote" in argv:  # the risk, said out loud
+        assert "has no login" in err and "PREFECT_API_AUTH_STRING=user:password" in err
+    else:
+        assert "warning" not in err
     assert up.server_command(4200)[-5:] == [
         "--host",
         "127.0.0.1",
@@ -291,6 +310,11 @@ def test_train_overrides_are_typed_merged_with_the_preset_and_checked_at_start()
         "crop_size": None,
     }
     assert up_module.training_overrides(None, []) == {}
+    assert up_module.training_overrides("cpu", [], 12.5) == {"preset": "cpu", "max_minutes": 12.5}
+    with pytest.raises(ValueError, match="max_minutes"):
+        up_module.training_overrides(None, [], 0.0)
+    with pytest.raises(ValueError, match="--max-minutes"):  # a budget plans the epoch length
+        up_module.training_overrides(None, ["steps_per_epoch=5"], 3.0)
     with pytest.raises(ValueError, match=r"unknown training option.*epochz"):
         up_module.training_overrides(None, ["epochz=3"])
     with pytest.raises(ValueError, match="expected KEY=VALUE"):
@@ -476,3 +500,32 @@ def test_one_auth_string_guards_the_server_and_is_sent_by_up_and_its_children(
         "admin:s3cret"
     )
     assert up_module.auth_headers() == {"Authorization": "Basic YWRtaW46czNjcmV0"}
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "myhost.example"])
+def test_up_beyond_loopback_needs_allow_remote_and_starts_nothing_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], host: str
+) -> None:
+    from flows import up
+
+    started: list[object] = []
+    monkeypatch.setattr(up.subprocess, "Popen", lambda *a, **k: started.append(a))
+    with pytest.raises(SystemExit) as exit_info:
+        up.main(["--root", str(tmp_path / "r"), "--host", host])
+    assert exit_info.value.code == 2 and started == []
+    err = capsys.readouterr().err
+    assert f"--host {host} exposes the Prefect API" in err and "--allow-remote" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_remote_risk_names_the_auth_setting_or_the_missing_tls() -> None:
+    bare = up_module.remote_risk("0.0.0.0", 4200, authenticated=False)
+    assert "0.0.0.0:4200 has no login" in bare and "PREFECT_SERVER_API_AUTH_STRING" in bare
+    guarded = up_module.remote_risk("::", 4200, authenticated=True)
+    assert "[::]:4200" in guarded and "in clear" in guarded and "no login" not in guarded
+    assert [up_module.is_loopback(h) for h in ("127.0.0.2", "::1", "LOCALHOST", "0.0.0.0")] == [
+        True,
+        True,
+        True,
+        False,
+    ]

@@ -1,5 +1,5 @@
 """The distributed steps: the global-batch Dice equals the shared Dice loss, the eval step counts
-the shared confusion matrix, batch-norm statistics are found, the XLA step trains."""
+the shared confusion matrix, the XLA step trains."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import tensorflow as tf
 from models.losses import DiceLoss, dice_from_sums, dice_sums, segmentation_loss
 from models.steps import (
     LossSpec,
-    batchnorm_statistics,
     global_batch_loss,
     make_eval_step,
     make_train_step,
@@ -92,18 +91,6 @@ def test_eval_step_counts_the_shared_confusion_matrix() -> None:
     want_i, want_s = dice_sums(masks, probabilities, True)
     np.testing.assert_allclose(intersection.numpy(), want_i.numpy(), rtol=1e-6)
     np.testing.assert_allclose(total.numpy(), want_s.numpy(), rtol=1e-6)
-
-
-def test_batchnorm_statistics_are_found_in_nested_models() -> None:
-    from models.architectures import build_model
-
-    model = build_model("unet", base_filters=2)
-    names = {v.path.rsplit("/", 1)[-1] for v in batchnorm_statistics(model)}
-    assert names == {"moving_mean", "moving_variance"}
-    batchnorms = [
-        layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-    assert len(batchnorm_statistics(model)) == 2 * len(batchnorms)
 
 
 def test_xla_compiled_step_trains() -> None:

@@ -12,8 +12,9 @@ from prefect import flow
 
 from flows.drops import drop as drop_module
 from flows.drops.drop import error_lines, imagery_drop
-from flows.drops.events import DROP_MARKER, RECEIPT_NAME
-from flows.layout import safe_name
+from flows.drops.events import DROP_MARKER
+from flows.drops.receipt import RECEIPT_NAME
+from flows.layout import Layout, safe_name
 
 
 def test_error_lines_use_the_dead_letter_format() -> None:
@@ -66,8 +67,10 @@ def test_drop_flow_moves_files_reports_invalid_and_records_retraining(
         "notes.txt",
     }
     assert all(e["stage"] == "imagery-drop" and e["reason"] for e in errors)
-    # Nothing is lost: the drop keeps only its receipt; the marker is gone.
-    assert [p.name for p in folder.iterdir()] == [RECEIPT_NAME]
+    # Nothing is lost: the drop is empty, the marker gone; the receipt is in the root's state/.
+    assert list(folder.iterdir()) == []
+    receipt = Path(Layout(str(root)).drop_state(str(folder))) / RECEIPT_NAME
+    assert json.loads(receipt.read_text())["labeled"] == ids[:2]
     # retrain=False: retraining recorded as due; no promoted model: inference waits.
     due = json.loads((root / "state" / "retrain-due.json").read_text())["due"]
     assert [(d["drop"], d["scenes"]) for d in due] == [("d1", 2)]
@@ -117,7 +120,6 @@ def test_drop_from_a_gcs_bucket_into_a_gcs_root(
     prefect_harness: None, gcs_emulator: str, gcs_root: str, tiny_scenes: Path, scene_readers: None
 ) -> None:
     """bucket + prefix name a real bucket (the emulator); every file moves through gs://."""
-    from pipelines.core.naming import basename
     from pipelines.io import storage
 
     prefix = f"{gcs_root.split('/', 3)[3]}/drops/2024-06-01"
@@ -135,4 +137,47 @@ def test_drop_from_a_gcs_bucket_into_a_gcs_root(
     rejected = storage.join(root, "rejected", safe_name(prefix))
     assert storage.exists(storage.join(rejected, "broken_sat.jpg"))
     assert storage.exists(storage.join(rejected, "errors.jsonl"))
-    assert [basename(u) for u in storage.list_files(drop)] == [RECEIPT_NAME]
+    assert storage.list_files(drop) == []
+    receipt = storage.join(Layout(root).drop_state(drop), RECEIPT_NAME)
+    assert storage.exists(receipt) and storage.join(root, "state") in receipt
+
+
+def test_a_second_drop_reusing_an_id_with_another_label_format_is_a_conflict(
+    prefect_harness: None, tmp_path: Path, tiny_scenes: Path, scene_readers: None
+) -> None:
+    """``a_mask.png`` after ``a_mask.tif``: the scene catalog says scene ``a`` has a label
+    already, so the second drop's scene is quarantined (it landed in raw/ beside the first, and
+    preprocess used one of the two)."""
+    import numpy as np
+    import rasterio
+    from PIL import Image
+
+    from pipelines.core.palette import decode_mask
+
+    root, drops = tmp_path / "root", tmp_path / "drops"
+    scene_id = sorted(p.name[: -len("_sat.jpg")] for p in tiny_scenes.glob("*_sat.jpg"))[0]
+    first = drops / "first"
+    first.mkdir(parents=True)
+    shutil.copy(tiny_scenes / f"{scene_id}_sat.jpg", first)
+    ids = decode_mask(np.asarray(Image.open(tiny_scenes / f"{scene_id}_mask.png").convert("RGB")))
+    profile = {"driver": "GTiff", "height": 128, "width": 128, "count": 1, "dtype": "uint8"}
+    with rasterio.open(first / f"{scene_id}_mask.tif", "w", **profile) as dst:
+        dst.write(ids, 1)
+    (first / DROP_MARKER).touch()
+    assert imagery_drop(bucket=str(drops), prefix="first", root=str(root), retrain=False)[
+        "labeled"
+    ] == [scene_id]
+
+    second = drops / "second"
+    second.mkdir()
+    shutil.copy(tiny_scenes / f"{scene_id}_sat.jpg", second)
+    shutil.copy(tiny_scenes / f"{scene_id}_mask.png", second)
+    (second / DROP_MARKER).touch()
+    result = imagery_drop(bucket=str(drops), prefix="second", root=str(root), retrain=False)
+    assert result["labeled"] == []
+    assert sorted(p.name for p in (root / "raw").iterdir()) == [
+        f"{scene_id}_mask.tif",
+        f"{scene_id}_sat.jpg",
+    ]
+    errors = (root / "rejected" / "second" / "errors.jsonl").read_text()
+    assert f"{scene_id}_mask.png would be a second label of scene {scene_id}" in errors

@@ -1,10 +1,13 @@
-"""Fault tier: the drop flow SIGKILLed at several points, re-run, and run twice at once.
+"""Fault tier: the drop flow SIGKILLed at several points, resumed, and run twice at once.
 
 Each run is a real child process (``python -c``) against the session's Prefect API; faults are
 injected by wrapping one function in the child and killing the process with SIGKILL at that
-point, so no ``finally`` or exception handler runs. After the re-run every file of the drop is
-in exactly one place (raw/, incoming/ or rejected/), byte-identical; the receipt lists each file
-once with its checksum; retraining is recorded once per delivery.
+point, so no ``finally`` or exception handler runs. No person steps in afterwards: a restarted
+watcher announces the unfinished drop again (and so does a re-touched ``_DONE``), and the next
+run takes over the killed run's drop lock at once (its holder's pid is dead) and finishes its
+journal. After it every file of the drop is in exactly one place (raw/, incoming/ or
+rejected/), byte-identical; the receipt lists each file once with its checksum; retraining is
+recorded once per delivery.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.drops.events import DROP_MARKER, RECEIPT_NAME
+from flows.drops.events import BUCKET_LABEL, DROP_MARKER, PREFIX_LABEL
+from flows.drops.receipt import JOURNAL_NAME, RECEIPT_NAME
+from flows.drops.watcher import DropWatcher
+from flows.layout import Layout
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +36,16 @@ fault = args.pop("fault")
 def die(*_a, **_k):
     os.kill(os.getpid(), signal.SIGKILL)
 
-if fault == "between-copy-and-delete":
+if fault == "between-moves":
+    from pipelines.io import integrity
+    real_move, moves = integrity.verified_move, []
+    def verified_move(src, dst):
+        moves.append(src)
+        if len(moves) == 3:  # two files moved, the third not started
+            die()
+        return real_move(src, dst)
+    integrity.verified_move = verified_move
+elif fault == "between-copy-and-delete":
     from pipelines.io import integrity
     real, calls = integrity.delete_object, []
     def delete_object(uri, **kw):
@@ -74,10 +89,12 @@ def make_drop(drops: Path, tiny_scenes: Path) -> dict[str, str]:
     return {p.name: sha(p.read_bytes()) for p in folder.iterdir() if p.name != DROP_MARKER}
 
 
-def run_child(api_url: str, drops: Path, root: Path, fault: str = "none") -> subprocess.Popen[str]:
+def run_child(
+    api_url: str, drops: Path, root: Path, fault: str = "none", prefix: str = "d"
+) -> subprocess.Popen[str]:
     args = {
         "bucket": str(drops),
-        "prefix": "d",
+        "prefix": prefix,
         "root": str(root),
         "retrain": False,
         "predict": False,
@@ -105,7 +122,9 @@ def api_url(prefect_harness: None) -> str:
 def check_final_state(drops: Path, root: Path, dropped: dict[str, str]) -> None:
     """No loss, no double move, receipt complete, counts reconcile, retraining due once."""
     folder = drops / "d"
-    assert sorted(p.name for p in folder.iterdir()) == [RECEIPT_NAME]
+    assert list(folder.iterdir()) == []  # every file moved out, the marker removed
+    state = Path(Layout(str(root)).drop_state(str(folder)))
+    assert sorted(p.name for p in state.iterdir()) == [RECEIPT_NAME]  # the journal is done
     placed: dict[str, list[str]] = {}
     for area in ("raw", "incoming", "rejected"):
         for path in (root / area).rglob("*"):
@@ -114,7 +133,7 @@ def check_final_state(drops: Path, root: Path, dropped: dict[str, str]) -> None:
     for name, digest in dropped.items():
         assert len(placed.get(digest, [])) == 1, (name, placed.get(digest))
     assert sum(len(v) for v in placed.values()) == len(dropped)
-    receipt = json.loads((folder / RECEIPT_NAME).read_text())
+    receipt = json.loads((state / RECEIPT_NAME).read_text())
     files = [f for d in receipt["deliveries"] for f in d["files"]]
     assert sorted(f["from"].rsplit("/", 1)[-1] for f in files) == sorted(dropped)
     assert all(f["sha256"] == dropped[f["from"].rsplit("/", 1)[-1]] for f in files)
@@ -128,26 +147,50 @@ def check_final_state(drops: Path, root: Path, dropped: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "fault", ["between-copy-and-delete", "after-moves-before-receipt", "during-retrain-trigger"]
+    "fault",
+    [
+        "between-moves",
+        "between-copy-and-delete",
+        "after-moves-before-receipt",
+        "during-retrain-trigger",
+    ],
 )
-def test_killed_drop_runs_finish_on_the_next_run_without_loss_or_double_moves(
+def test_killed_drop_runs_are_resumed_without_a_person_and_without_loss_or_double_moves(
     api_url: str, tmp_path: Path, tiny_scenes: Path, scene_readers: None, fault: str
 ) -> None:
     drops, root = tmp_path / "drops", tmp_path / "root"
     dropped = make_drop(drops, tiny_scenes)
+    state_file = Layout(str(root)).watcher_state
+    announced: list[dict[str, object]] = []
+    running = DropWatcher(drops, announced.append, state_file=state_file)
+    assert running.poll() == ["d"]
     killed = run_child(api_url, drops, root, fault)
-    output = killed.communicate(timeout=300)[0]
+    output = killed.communicate(timeout=600)[0]
     assert killed.returncode == -9, output[-3000:]
-    # The killed run held the drop lock: the re-run takes over the stale lease only after its
-    # expiry, so expire it here (as time would) rather than wait an hour.
-    lock = root / "state" / "locks" / "drops.lock"
-    if lock.exists():
-        body = json.loads(lock.read_text())
-        lock.write_text(json.dumps({**body, "expires_at": 0}))
-    rerun = run_child(api_url, drops, root)
-    output = rerun.communicate(timeout=300)[0]
+    assert (drops / "d" / DROP_MARKER).exists()  # unfinished
+    lock = Path(Layout(str(root)).drop_lock)
+    assert lock.exists() and json.loads(lock.read_text())["pid"] == killed.pid  # left behind
+    if fault == "between-moves":
+        journal = Path(Layout(str(root)).drop_state(str(drops / "d"))) / JOURNAL_NAME
+        moved = [p for a in ("raw", "incoming", "rejected") for p in (root / a).rglob("*")]
+        assert journal.exists() and len([p for p in moved if p.is_file()]) == 2
+    # The watcher restarts (landcover up again): it announces the unfinished drop again.
+    assert running.poll() == []  # the old watcher already said it once
+    restarted: list[dict[str, object]] = []
+    assert DropWatcher(drops, restarted.append, state_file=state_file).poll() == ["d"]
+    event = restarted[0]
+    assert event["payload"]["resumed"] is True  # type: ignore[index]
+    resource = event["resource"]
+    assert (resource[BUCKET_LABEL], resource[PREFIX_LABEL]) == (str(drops.resolve()), "d")  # type: ignore[index]
+    # So does a re-touched marker, on a watcher that kept running.
+    os.utime(drops / "d" / DROP_MARKER, ns=(1, 1))
+    assert running.poll() == ["d"]
+    # The run that event starts takes over the dead run's lock at once and finishes the drop.
+    rerun = run_child(api_url, Path(resource[BUCKET_LABEL]), root, prefix=resource[PREFIX_LABEL])  # type: ignore[index]
+    output = rerun.communicate(timeout=600)[0]
     assert rerun.returncode == 0, output[-3000:]
     check_final_state(drops, root, dropped)
+    assert not lock.exists()
 
 
 def test_the_same_event_twice_and_two_runs_at_once_end_as_one_run(
@@ -156,16 +199,17 @@ def test_the_same_event_twice_and_two_runs_at_once_end_as_one_run(
     drops, root = tmp_path / "drops", tmp_path / "root"
     dropped = make_drop(drops, tiny_scenes)
     first, second = run_child(api_url, drops, root), run_child(api_url, drops, root)
-    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], (
         outputs[0][-2000:] + outputs[1][-2000:]
     )
     check_final_state(drops, root, dropped)
     results = [json.loads(o.split("RESULT ", 1)[1].splitlines()[0]) for o in outputs]
     assert sorted(len(r["deliveries"]) for r in results) == [0, 1]  # one moved, one found none
-    receipt = (drops / "d" / RECEIPT_NAME).read_bytes()
+    receipt_file = Path(Layout(str(root)).drop_state(str(drops / "d"))) / RECEIPT_NAME
+    receipt = receipt_file.read_bytes()
     (drops / "d" / DROP_MARKER).touch()  # the same drop event delivered again
     again = run_child(api_url, drops, root)
-    assert again.communicate(timeout=300)[0] and again.returncode == 0
-    assert (drops / "d" / RECEIPT_NAME).read_bytes() == receipt
+    assert again.communicate(timeout=600)[0] and again.returncode == 0
+    assert receipt_file.read_bytes() == receipt
     check_final_state(drops, root, dropped)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from flows.drops.drop import imagery_drop
-from flows.drops.events import DROP_MARKER, RECEIPT_NAME
+from flows.drops.events import DROP_MARKER
+from flows.drops.receipt import RECEIPT_NAME
 from flows.layout import Layout
 from pipelines.io import locks
 
@@ -40,8 +41,13 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def receipt(folder: Path) -> dict[str, object]:
-    return json.loads((folder / RECEIPT_NAME).read_text())
+def receipt_file(root: Path, folder: Path) -> Path:
+    """Where the flow keeps the drop ``folder``'s receipt: the root's state/, not the drop."""
+    return Path(Layout(str(root)).drop_state(str(folder))) / RECEIPT_NAME
+
+
+def receipt(root: Path, folder: Path) -> dict[str, object]:
+    return json.loads(receipt_file(root, folder).read_text())
 
 
 def test_an_id_already_in_raw_with_other_content_is_quarantined_and_raw_kept(
@@ -69,14 +75,14 @@ def test_an_id_already_in_raw_with_other_content_is_quarantined_and_raw_kept(
     ]
     errors = (rejected / "errors.jsonl").read_text().splitlines()
     assert len(errors) == 2 and all("conflicts" in json.loads(e)["reason"] for e in errors)
-    assert sorted(p.name for p in folder.iterdir()) == [RECEIPT_NAME]
+    assert list(folder.iterdir()) == []
 
     # Identical content again: idempotent, nothing quarantined, the drop emptied.
     new_drop(drops, "third", pair(tiny_scenes, ids[0]))
     again = imagery_drop(bucket=str(drops), prefix="third", root=str(root), retrain=False)
     assert again["invalid"] == [] and again["labeled"] == [ids[0]]
     assert snapshot(root / "raw") == raw_before
-    assert sorted(p.name for p in (drops / "third").iterdir()) == [RECEIPT_NAME]
+    assert list((drops / "third").iterdir()) == []
 
     # An id that differs from one in incoming/ only by case is the same id: other bytes are
     # quarantined, never a second scene beside it.
@@ -144,7 +150,7 @@ def test_unsafe_and_case_colliding_names_are_dead_lettered_with_reasons(
     assert sum("invisible character" in r for r in reasons) == 1
     assert sum("same name up to case" in r for r in reasons) == 2
     assert not (root / "incoming").exists() or not any((root / "incoming").iterdir())
-    assert sorted(p.name for p in folder.iterdir()) == [RECEIPT_NAME]
+    assert list(folder.iterdir()) == []
     rejected = sorted(p.name for p in (root / "rejected" / "odd").iterdir())
     assert len(rejected) == 5 and "errors.jsonl" in rejected  # every file is accounted for
 
@@ -159,7 +165,7 @@ def test_redelivery_changes_nothing_and_late_files_are_a_new_delivery(
         bucket=str(drops), prefix="d", root=str(root), retrain=False, event_id="ev-1"
     )
     assert first["deliveries"] == ["ev-1"] and first["training"]["action"] == "recorded"
-    written = (folder / RECEIPT_NAME).read_bytes()
+    written = receipt_file(root, folder).read_bytes()
     due = (Path(Layout(str(root)).retrain_due)).read_bytes()
 
     # The same event again (marker and all): nothing happens, the receipt is not rewritten.
@@ -168,7 +174,7 @@ def test_redelivery_changes_nothing_and_late_files_are_a_new_delivery(
         bucket=str(drops), prefix="d", root=str(root), retrain=False, event_id="ev-1"
     )
     assert again["deliveries"] == [] and "training" not in again
-    assert (folder / RECEIPT_NAME).read_bytes() == written
+    assert receipt_file(root, folder).read_bytes() == written
     assert Path(Layout(str(root)).retrain_due).read_bytes() == due
     assert not (folder / DROP_MARKER).exists()
 
@@ -176,7 +182,7 @@ def test_redelivery_changes_nothing_and_late_files_are_a_new_delivery(
     new_drop(drops, "d", pair(tiny_scenes, ids[1]))
     late = imagery_drop(bucket=str(drops), prefix="d", root=str(root), retrain=False)
     assert late["labeled"] == [ids[1]] and late["deliveries"][0].startswith("marker:")
-    body = receipt(folder)
+    body = receipt(root, folder)
     assert [d["delivery_id"] for d in body["deliveries"]] == ["ev-1", late["deliveries"][0]]
     assert body["labeled"] == sorted(ids[:2])
     for delivery in body["deliveries"]:

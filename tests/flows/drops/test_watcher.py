@@ -35,6 +35,12 @@ def make_drop(folder: Path, name: str, *, complete: bool, files: int = 3) -> Pat
     return drop
 
 
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """The watched folder: a root's drops/ (the watcher keeps its state in the root's state/)."""
+    return tmp_path / "drops"
+
+
 def test_one_event_per_completed_drop_none_for_incomplete(tmp_path: Path) -> None:
     make_drop(tmp_path, "a", complete=True)
     make_drop(tmp_path, "b", complete=False)
@@ -53,14 +59,41 @@ def test_one_event_per_completed_drop_none_for_incomplete(tmp_path: Path) -> Non
     assert events.prefixes == ["a", "b"]
 
 
-def test_restart_does_not_repeat_but_catches_up(tmp_path: Path) -> None:
+def test_restart_does_not_repeat_finished_drops_but_catches_up(tmp_path: Path) -> None:
     make_drop(tmp_path, "a", complete=True)
     first = Recorder()
     DropWatcher(tmp_path, first).poll()
+    (tmp_path / "a" / DROP_MARKER).unlink()  # the imagery-drop flow finished it
     make_drop(tmp_path, "b", complete=True)  # completes while no watcher runs
     second = Recorder()
     DropWatcher(tmp_path, second).poll()
     assert first.prefixes == ["a"] and second.prefixes == ["b"]
+    assert second.events[0]["payload"]["resumed"] is False
+
+
+def test_restart_announces_unfinished_drops_again(tmp_path: Path) -> None:
+    """A drop still complete at start is one whose run was killed: announced again, once."""
+    make_drop(tmp_path, "killed", complete=True)
+    make_drop(tmp_path, "done", complete=True)
+    first = Recorder()
+    DropWatcher(tmp_path, first).poll()
+    (tmp_path / "done" / DROP_MARKER).unlink()  # finished; "killed"'s run died half-way
+    second = Recorder()
+    restarted = DropWatcher(tmp_path, second)
+    assert restarted.poll() == ["killed"] and restarted.poll() == []
+    assert second.events[0]["payload"]["resumed"] is True
+    assert first.prefixes == ["done", "killed"] and second.prefixes == ["killed"]
+
+
+def test_state_lives_in_the_roots_state_folder_not_in_the_drops(tmp_path: Path) -> None:
+    from flows.layout import Layout
+
+    make_drop(tmp_path, "a", complete=True)
+    watcher = DropWatcher(tmp_path, Recorder())
+    watcher.poll()
+    assert watcher.state_file == Path(Layout(str(tmp_path.parent)).watcher_state)
+    assert watcher.state_file.is_file() and watcher.state_file.parent.name == "state"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # nothing of the watcher's
 
 
 def test_reused_folder_with_a_new_marker_is_a_new_drop(tmp_path: Path) -> None:

@@ -32,11 +32,17 @@ def test_flags_become_a_train_config() -> None:
 
 def test_recipe_flags_and_presets() -> None:
     base = ["--data", "d", "--output", "o", "--arch", "unet"]
-    argv = [*base, "--lr-schedule", "poly", "--warmup-epochs", "0.5", "--weight-decay", "0.01"]
+    argv = [*base, "--lr-schedule", "poly", "--warmup-fraction", "0.1", "--weight-decay", "0.01"]
+    argv += ["--decay-fraction", "0.3", "--bn-recalibration-batches", "4", "--max-minutes", "12.5"]
     argv += ["--loss", "focal+dice", "--focal-gamma", "1.5", "--class-weights", "auto"]
     argv += ["--color-jitter", "0.2", "--early-stopping-patience", "3", "--fresh"]
     config = config_from_args(argv)
-    assert (config.lr_schedule, config.warmup_epochs, config.weight_decay) == ("poly", 0.5, 0.01)
+    assert (config.lr_schedule, config.warmup_fraction, config.weight_decay) == ("poly", 0.1, 0.01)
+    assert (config.decay_fraction, config.bn_recalibration_batches, config.max_minutes) == (
+        0.3,
+        4,
+        12.5,
+    )
     assert (config.loss, config.focal_gamma, config.class_weights) == ("focal+dice", 1.5, "auto")
     assert (config.color_jitter, config.early_stopping_patience, config.fresh) == (0.2, 3, True)
     defaults = config_from_args(base)

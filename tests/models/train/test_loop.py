@@ -98,7 +98,7 @@ def test_unet_end_to_end_from_the_command_line(records_uri: str, tmp_path: Path)
         assert 0.0 <= entry["val_dice"] <= 1.0
         assert 0.0 <= entry["val_miou"] <= 1.0
         assert entry["train_dice"] == pytest.approx(1.0 - entry["train_loss"])
-    assert metadata["val_miou"] == history[-1]["val_miou"]
+    assert metadata["val_miou"] == max(h["val_miou"] for h in history)  # the best epoch's
     assert metadata["code_version"] != "unknown"
 
     # Checkpoints (mid-epoch ones included) and TensorBoard scalars sit beside the model.
@@ -226,3 +226,86 @@ def test_encoder_frozen_for_the_first_epochs_then_trained(
 
     reloaded = load_model(str(tmp_path / "freeze" / "model.keras"))
     assert reloaded.get_layer(architectures.ENCODER_NAME).trainable
+
+
+# ---- a budget in minutes -----------------------------------------------------------------------
+
+
+def test_a_budgeted_run_stops_within_its_budget_and_keeps_the_best_epoch(
+    records_uri: str, tmp_path: Path
+) -> None:
+    import time
+
+    minutes = 0.75
+    config = tiny(
+        records_uri,
+        str(tmp_path / "budget"),
+        "unet",
+        steps_per_epoch=None,
+        epochs=3,
+        max_minutes=minutes,
+        bn_recalibration_batches=2,
+        augment=True,
+    )
+    started = time.monotonic()
+    metadata = train(config)
+    elapsed = time.monotonic() - started
+    assert elapsed <= minutes * 60 * 1.15  # the final save is kept back; 15 % for noise
+    budget = metadata["budget"]
+    assert budget["total_steps"] == 3 * budget["steps_per_epoch"] >= 3
+    assert budget["step_s"] > 0 and budget["used_s"] <= minutes * 60
+    # the schedule is the plan's: warm-up and decay as fractions of the planned steps
+    schedule = metadata["optimizer"]["schedule"]
+    assert schedule["total_steps"] == budget["total_steps"]
+    assert schedule["warmup_steps"] == round(config.warmup_fraction * budget["total_steps"])
+    assert metadata["steps"] <= budget["total_steps"]
+    scores = {h["epoch"]: h["val_miou"] for h in metadata["history"]}
+    best_epoch = max(scores, key=lambda e: (scores[e], -e))
+    assert metadata["best_epoch"] == best_epoch and metadata["val_miou"] == scores[best_epoch]
+
+
+def test_the_budget_probe_changes_only_the_plan(
+    records_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Timing the steps trains nothing that stays: a budgeted run (its plan fixed here, so
+    the clock cannot decide it) equals an unbudgeted run of the same length, loss for loss."""
+    from models.train import budget, loop
+
+    def fixed_plan(max_minutes: float, probe: budget.Probe, *, epochs: int, spent_s: float):
+        assert probe.step_s > 0 and probe.recalibration_s > 0 and probe.validation_s > 0
+        plan = budget.plan_budget(600.0, probe, epochs=epochs, spent_s=spent_s)
+        return budget.BudgetPlan.from_dict({**plan.to_dict(), "steps_per_epoch": 5})
+
+    monkeypatch.setattr(loop, "plan_budget", fixed_plan)
+    budgeted = train(
+        tiny(
+            records_uri,
+            str(tmp_path / "a"),
+            "unet",
+            steps_per_epoch=None,
+            epochs=2,
+            max_minutes=600.0,
+            bn_recalibration_batches=2,
+        )
+    )
+    plain = train(
+        tiny(
+            records_uri,
+            str(tmp_path / "b"),
+            "unet",
+            steps_per_epoch=5,
+            epochs=2,
+            bn_recalibration_batches=2,
+        )
+    )
+    assert budgeted["budget"]["steps_per_epoch"] == 5 and not budgeted["budget"]["spent"]
+    assert budgeted["optimizer"]["schedule"] == plain["optimizer"]["schedule"]
+    for first, second in zip(budgeted["history"], plain["history"], strict=True):
+        assert first["steps"] == second["steps"] == 5
+        for key in ("train_loss_first_step", "train_loss", "val_miou", "val_dice"):
+            assert first[key] == second[key], key
+
+
+def test_budget_and_steps_per_epoch_are_one_choice(records_uri: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--max-minutes"):
+        train(tiny(records_uri, str(tmp_path / "c"), "unet", max_minutes=1.0))

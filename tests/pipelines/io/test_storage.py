@@ -87,3 +87,38 @@ def test_modified_time_names_only_the_object_itself(root: str) -> None:
     stamp = storage.modified_time(odd)
     assert stamp is not None and abs(stamp - time.time()) < 3600
     assert storage.modified_time(storage.join(root, "scene [2].tif")) is None
+
+
+def test_names_with_pattern_characters_are_literal_in_every_call(root: str) -> None:
+    """``tile[1]`` beside ``tile1``: Beam's delete would take the first for a pattern of the
+    second; exists, listing, size and delete here touch only the named object."""
+    folder = storage.join(root, "in [x]*")  # the folder's own name holds pattern characters
+    odd, plain = storage.join(folder, "tile[1].done.json"), storage.join(folder, "tile1.done.json")
+    storage.write_bytes(odd, b"odd")
+    storage.write_bytes(plain, b"plain!")
+    storage.write_bytes(storage.join(folder, "a*b.txt"), b"x")
+    assert storage.list_files(folder) == sorted([odd, plain, storage.join(folder, "a*b.txt")])
+    assert storage.match_in(folder, "*.done.json") == sorted([odd, plain])
+    assert storage.size_of(odd) == 3 and storage.size_of(storage.join(folder, "tile?")) is None
+    storage.delete([odd])
+    assert storage.exists(plain) and not storage.exists(odd)
+    storage.delete([storage.join(folder, "a?b.txt"), storage.join(folder, "*")])  # absent: no-op
+    assert storage.list_files(folder) == sorted([plain, storage.join(folder, "a*b.txt")])
+    assert storage.literal("gs://b/t[1]*?.tif") == "gs://b/t[[]1[]][*][?].tif"
+
+
+def test_no_module_hands_a_name_to_beams_globbing_calls() -> None:
+    """Every delete and match of a name goes through ``storage`` (which escapes it)."""
+    import re
+
+    project = Path(__file__).resolve().parents[3]
+    pattern = re.compile(r"FileSystems\.(delete|match|exists)\(")
+    offenders = [
+        f"{path.relative_to(project)}:{number}"
+        for package in ("pipelines", "flows", "models", "infra")
+        for path in sorted((project / package).rglob("*.py"))
+        if path.name != "storage.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []

@@ -119,7 +119,8 @@ def test_geotiff_pairs_label_maps_and_the_bad_input_corpus(tmp_path: Path) -> No
         _png(raw / f"{name}_mask.png", CLASS_COLORS[ids])
         bad[f"{name}_sat.jpg"] = "cannot read window"
     (raw / "a[1]_sat.jpg").write_bytes(good_jpeg)
-    bad["a[1]_sat.jpg"] = "glob character"
+    _png(raw / "a[1]_mask.png", CLASS_COLORS[ids])
+    processed["a[1]"] = ids  # a name with glob characters is a name like any other
     (raw / "dup_sat.jpg").write_bytes(good_jpeg)
     (raw / "dup_sat.tif").write_bytes(b"")
     _png(raw / "dup_mask.png", CLASS_COLORS[ids])

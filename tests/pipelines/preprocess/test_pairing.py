@@ -13,7 +13,9 @@ def test_file_roles_and_pairing() -> None:
         ("image", "gs://b/raw/12_sat.jpg"),
     )
     assert pairing.file_role("/d/a_b_mask.png") == ("a_b", ("mask", "/d/a_b_mask.png"))
-    assert pairing.file_role("/d/12_sat.png") is None
+    # One catalog: every image format inference reads is an image preprocessing pairs.
+    assert pairing.file_role("/d/12_sat.png") == ("12", ("image", "/d/12_sat.png"))
+    assert pairing.file_role("/d/AB_sat.jpg")[0] == pairing.file_role("/d/ab_mask.tif")[0]  # type: ignore[index]
     assert pairing.file_role("/d/_sat.jpg") is None
     both = [("mask", "/d/1_mask.png"), ("image", "/d/1_sat.jpg")]
     assert pairing.pair_files("1", both) == [ScenePair("1", "/d/1_sat.jpg", "/d/1_mask.png")]
@@ -37,4 +39,5 @@ def test_one_suffix_rule_any_case_geotiff_pairs_and_duplicates() -> None:
         ),
     ]
     assert pairing.name_problem("/d/..._sat.jpg") is None  # looks odd, is a plain name
-    assert "glob character" in (pairing.name_problem("/d/a[1]_sat.jpg") or "")
+    assert pairing.name_problem("/d/a[1]_sat.jpg") is None  # storage takes it literally
+    assert "U+0000" in (pairing.name_problem("/d/a\x00_sat.jpg") or "")
