@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models.serving import input_multiple
 from pipelines.core.palette import CLASS_COLORS, decode_mask
+from pipelines.core.tiling import plan_tile
 from pipelines.io import imaging, storage
 from pipelines.predict.job import resolve_model_uri, run_predict
 from pipelines.predict.options import PredictOptions
@@ -71,7 +73,9 @@ def test_predict_writes_exact_masks_skips_done_scenes_and_reports_bad_ones(
         with np.load(out / f"{scene_id}_probs.npz") as probs:
             assert probs["probabilities"].dtype == np.float16
             stitched = probs["probabilities"].astype(np.float32)
-        expected = reference(model, image, TILE, OVERLAP)
+        # --tile is the budget: the scene is tiled as planned for it and this model's stride
+        tile = plan_tile(*image.shape[:2], TILE, OVERLAP, input_multiple(model))
+        expected = reference(model, image, tile, OVERLAP)
         np.testing.assert_allclose(stitched, expected, atol=2e-3)  # float16 storage
         confident = np.sort(expected, -1)[..., -1] - np.sort(expected, -1)[..., -2] > 1e-3
         np.testing.assert_array_equal(class_ids[confident], expected.argmax(-1)[confident])
