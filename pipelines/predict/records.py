@@ -93,6 +93,16 @@ def pending_uri(output_uri: str, scene_id: str) -> str:
     return storage.join(output_uri, f"{scene_id}{PENDING_SUFFIX}")
 
 
+class _AllOutputs(set[str]):
+    """Every name: what a done-record that exists but does not parse accounts for."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+ALL_OUTPUTS = _AllOutputs()
+
+
 def accounted_outputs(output_uri: str, scene_id: str) -> set[str]:
     """Output names this pipeline wrote or is writing for the scene: those its done-record
     lists and those its pending note announced (a run killed between outputs and record)."""
@@ -100,6 +110,8 @@ def accounted_outputs(output_uri: str, scene_id: str) -> set[str]:
     record = read_record(output_uri, scene_id)
     if record is not None:
         names |= set(record.outputs)
+    elif storage.exists(record_uri(output_uri, scene_id)):
+        return ALL_OUTPUTS  # its own record, garbled: the scene's outputs are predict's
     uri = pending_uri(output_uri, scene_id)
     if storage.exists(uri):
         with contextlib.suppress(FileNotFoundError, ValueError, AttributeError):
