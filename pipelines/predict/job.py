@@ -55,6 +55,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from pipelines.answers.stac import update_collection
 from pipelines.answers.stats import stats_rows
 from pipelines.answers.tables import STATS_SCHEMA, write_table
+from pipelines.core.catalog import build_catalog
 from pipelines.core.errors import ERRORS_DIR
 from pipelines.core.naming import MODEL_FILE
 from pipelines.core.provenance import ModelRef
@@ -163,13 +164,47 @@ def publish_run(
 
 
 def check_paths(input_uri: str, output_uri: str) -> None:
-    """Refuse an output folder that is the input folder or inside it (before any work)."""
+    """Refuse an output folder that is the input folder or inside it, or that holds any input
+    file, however the input is named (before any work).
+
+    "Holds an input file": a scene image or the file ``--input`` names (``--input a/x_sat.jpg
+    --output a``), or a label file (``{id}_mask.*``) that no done-record of predict accounts
+    for (``--input images --output masks`` where masks/ holds the truth masks): predict would
+    write its ``{id}_mask.png`` over them.
+    """
     if resolved_same_or_inside(output_uri, input_uri):
         raise ValueError(
             f"output {output_uri} must not be the input folder or inside it: labeled inputs "
             "hold {id}_mask.png truths that would be taken for predictions, and outputs "
             "would be read back as scenes"
         )
+    if storage.is_remote(output_uri):
+        present = storage.exists(output_uri) or bool(_listing(output_uri))
+    else:
+        present = os.path.isdir(output_uri)
+    if not present:
+        return
+    listed = build_catalog(_listing(output_uri))
+    held = [s.image.uri for s in listed.images if s.image is not None]
+    for scene in listed.scenes:
+        if scene.label is None:
+            continue
+        name = scene.label.uri.rstrip("/").rsplit("/", 1)[-1]
+        if name not in records.accounted_outputs(output_uri, scene.scene_id):
+            held.append(scene.label.uri)
+    if held:
+        raise ValueError(
+            f"output {output_uri} holds input files predict did not write "
+            f"({', '.join(sorted(held)[:3])}{', …' if len(held) > 3 else ''}): its outputs "
+            "would replace them; choose an output folder of its own"
+        )
+
+
+def _listing(folder: str) -> list[str]:
+    try:
+        return storage.list_files(folder)
+    except Exception:  # a missing gs:// prefix lists as nothing, or fails by scheme
+        return []
 
 
 def run_predict(

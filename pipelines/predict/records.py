@@ -13,6 +13,8 @@ it, never a file-name check.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -33,6 +35,8 @@ from pipelines.io import integrity, storage
 # Bump when the bytes predict writes for the same inputs and options change (file layout,
 # encoders, stitching): every recorded scene is then predicted again.
 OUTPUT_SCHEMA_VERSION = 3
+# ``{id}.pending.json``: the outputs a scene is being written to, until its record lists them.
+PENDING_SUFFIX = ".pending.json"
 # Set to a point name to SIGKILL the process there (the fault-injection tests' hook).
 FAULT_POINT_ENV = "LANDCOVER_FAULT_POINT"
 
@@ -85,8 +89,50 @@ def scene_is_done(output_uri: str, scene_id: str, fingerprint: str) -> bool:
     return not integrity.verify_outputs(record, output_uri)
 
 
-def retract(output_uri: str, scene_id: str) -> None:
-    """Remove a scene's record before its outputs are replaced: they are then not done."""
+def pending_uri(output_uri: str, scene_id: str) -> str:
+    return storage.join(output_uri, f"{scene_id}{PENDING_SUFFIX}")
+
+
+class _AllOutputs(set[str]):
+    """Every name: what a done-record that exists but does not parse accounts for."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+ALL_OUTPUTS = _AllOutputs()
+
+
+def accounted_outputs(output_uri: str, scene_id: str) -> set[str]:
+    """Output names this pipeline wrote or is writing for the scene: those its done-record
+    lists and those its pending note announced (a run killed between outputs and record)."""
+    names: set[str] = set()
+    record = read_record(output_uri, scene_id)
+    if record is not None:
+        names |= set(record.outputs)
+    elif storage.exists(record_uri(output_uri, scene_id)):
+        return ALL_OUTPUTS  # its own record, garbled: the scene's outputs are predict's
+    uri = pending_uri(output_uri, scene_id)
+    if storage.exists(uri):
+        with contextlib.suppress(FileNotFoundError, ValueError, AttributeError):
+            names |= {str(n) for n in json.loads(storage.read_text(uri)).get("outputs", [])}
+    return names
+
+
+def foreign_outputs(output_uri: str, scene_id: str, names: Sequence[str]) -> list[str]:
+    """The output names that exist in the folder but that no record or pending note of this
+    pipeline accounts for: files predict did not write, which it must not replace."""
+    ours = accounted_outputs(output_uri, scene_id)
+    return [n for n in names if n not in ours and storage.exists(storage.join(output_uri, n))]
+
+
+def retract(output_uri: str, scene_id: str, names: Sequence[str] = ()) -> None:
+    """Before a scene's outputs are (re)written: note the names about to be written (so a run
+    killed before the record still accounts for them), then remove the record: not done."""
+    if names:
+        integrity.atomic_write(
+            pending_uri(output_uri, scene_id), json.dumps({"outputs": sorted(names)}) + "\n"
+        )
     uri = record_uri(output_uri, scene_id)
     if storage.exists(uri):
         storage.delete([uri])
@@ -118,4 +164,5 @@ def commit(
     )
     fault_point("after-outputs-before-record")
     integrity.atomic_write(record_uri(output_uri, scene_id), record.to_json())
+    storage.delete([pending_uri(output_uri, scene_id)])  # the record accounts for them now
     return record

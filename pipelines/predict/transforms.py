@@ -46,7 +46,13 @@ from pipelines.predict import records
 from pipelines.predict.answers import finish_scene, scene_tags
 from pipelines.predict.handler import FORWARD_US, METRICS_NAMESPACE
 from pipelines.predict.options import PredictOptions
-from pipelines.predict.outputs import MASK_COG_SUFFIX, BlockSink, CogSceneSink, PngSceneSink
+from pipelines.predict.outputs import (
+    MASK_COG_SUFFIX,
+    BlockSink,
+    CogSceneSink,
+    PngSceneSink,
+    output_names,
+)
 from pipelines.predict.regrid import ModelGrid, predict_on_model_grid
 from pipelines.predict.resolution import scene_resolution
 from pipelines.predict.streaming import ArraySource, RasterSource, RegionStats, predict_region
@@ -198,7 +204,19 @@ class PlanScene(beam.DoFn):
         out = self.output_uri
         if not self.options.overwrite and records.scene_is_done(out, scene.scene_id, fingerprint):
             return []
-        records.retract(out, scene.scene_id)
+        names = output_names(
+            scene.scene_id, fmt, self.options.class_ids, self.options.probabilities
+        )
+        foreign = (
+            [] if self.options.overwrite else records.foreign_outputs(out, scene.scene_id, names)
+        )
+        if foreign:
+            raise BadInputError(
+                storage.join(out, foreign[0]),
+                f"{', '.join(foreign)} already in the output folder and not written by predict "
+                "(no done-record lists it): not replaced; pass --overwrite to replace it",
+            )
+        records.retract(out, scene.scene_id, names)
         task = SceneTask(
             scene.scene_id,
             scene.uri,
