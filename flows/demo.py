@@ -57,7 +57,8 @@ class DemoConfig:
 # Only ``unet``: the ResNet50 encoders without ImageNet weights learn little in CPU minutes
 # (measured: ``resnet50_unet`` reached val mIoU 0.33 against unet's 0.91 while taking 4.6 of
 # the demo's 7.3 minutes), and the flow's default trains every registered architecture anyway.
-# Measured runs (times, scores, identical from run to run): README, "make demo".
+# Measured runs (times, scores, identical from run to run): docs/orchestration.md, "The embedded
+# default".
 FULL = DemoConfig(
     archs=("unet",),
     labeled=16,

@@ -18,7 +18,7 @@ from typing import Any
 from models.train.config import PRESETS, TrainConfig
 from pipelines.core.options import add_flags
 
-RECIPE_GROUP = "recipe (README: Training recipe)"
+RECIPE_GROUP = "recipe (docs/recipe.md)"
 
 
 def build_parser(preset: str | None = None) -> argparse.ArgumentParser:

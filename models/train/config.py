@@ -71,7 +71,7 @@ RESULT_NEUTRAL_FIELDS: frozenset[str] = frozenset(
         "version",
         "fresh",
         "preset",  # what it set is in the fields themselves
-        "epochs",  # a longer run may continue one (the schedule then stretches; see README)
+        "epochs",  # a longer run may continue one (the schedule then stretches; docs/train.md)
         "early_stopping_patience",
     }
 )
@@ -145,7 +145,7 @@ class TrainConfig:
     checkpoint_dir: str | None = option(None, help="none: OUTPUT/checkpoints")
     log_dir: str | None = option(None, help="TensorBoard; none: OUTPUT/logs")
     version: str | None = option(None, help="model version; none: OUTPUT's last part")
-    # The recipe (README "Training recipe").
+    # The recipe (docs/recipe.md).
     lr_schedule: str = option(
         "cosine",
         help="per step, after the warm-up",

@@ -30,9 +30,9 @@ PNG_COMPRESS_LEVEL = 1
 class RecordFormat:
     """How patches are encoded inside records and how record files are compressed."""
 
-    # raw/none by measurement (`landcover bench preprocess --all-formats`, README): the only
-    # option within 2x of decode cost per scene, and the fastest to read; PNG halves the bytes
-    # (1.5 -> 0.6 MB a patch) for ~4x the preprocessing CPU, GZIP costs more and saves less.
+    # raw/none by measurement (`landcover bench preprocess --all-formats`, docs/preprocess.md):
+    # the only option within 2x of decode cost per scene, and the fastest to read; PNG halves the
+    # bytes (1.5 -> 0.6 MB a patch) for ~4x the preprocessing CPU, GZIP costs more and saves less.
     codec: Codec = "raw"
     compression: Compression = "none"
 
