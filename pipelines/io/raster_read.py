@@ -32,7 +32,6 @@ from pipelines.core.catalog import world_file_candidates
 from pipelines.core.errors import BadInputError
 from pipelines.core.geo import PixelWindow, Transform, is_identity
 from pipelines.core.naming import basename
-from pipelines.io import storage
 
 
 @dataclass(frozen=True)
@@ -92,6 +91,9 @@ def _info(uri: str, ds: DatasetReader) -> RasterInfo:
 @contextlib.contextmanager
 def open_raster(uri: str) -> Iterator[RasterReader]:
     """Open a local path or ``gs://`` URI for windowed reads; BadInputError if GDAL cannot."""
+    from pipelines.io import storage  # Beam's filesystems: only when a raster is opened, so
+    # that light commands (`synth --help`) importing the codecs do not load Beam
+
     with storage.local_copy(uri) as path:
         if storage.is_remote(uri):  # GDAL finds a JPEG/PNG's world file beside it: copy it too
             for sidecar in world_file_candidates(uri):
