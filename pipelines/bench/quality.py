@@ -208,11 +208,6 @@ def write_dataset(
     return out
 
 
-def write_fold_dataset(train: Sequence[Scene], held_out: Scene, out: str, patch: int) -> str:
-    """A rotating fold: ``train`` as the train split, ``held_out`` as val."""
-    return write_dataset({"train": train, "val": [held_out]}, out, patch)
-
-
 # ---- training and scoring ----------------------------------------------------------------------
 
 
