@@ -20,6 +20,7 @@ whole job; with several, each line is that worker's share, next to the job's tot
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -74,11 +75,21 @@ class Progress:
 
 
 def show_progress(stream: object | None = None) -> logging.Handler:
-    """Print progress lines on ``stream`` (default stderr): what the CLIs call, once."""
+    """Print progress lines on ``stream`` (default: ``sys.stderr`` as it is now): what CLIs call.
+
+    There is one progress handler per process: a later call points it at the stream asked for
+    (a CLI called twice in one process, or a test capturing stderr, gets the lines where it looks
+    now, never on a stream an earlier caller left behind) and never adds a second one, so no line
+    is printed twice.
+    """
+    target = sys.stderr if stream is None else stream
     for handler in log.handlers:
         if getattr(handler, "_landcover_progress", False):
+            assert isinstance(handler, logging.StreamHandler)
+            if handler.stream is not target:
+                handler.setStream(target)  # type: ignore[arg-type]
             return handler
-    handler = logging.StreamHandler(stream)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(target)  # type: ignore[arg-type]
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler._landcover_progress = True  # type: ignore[attr-defined]
     log.addHandler(handler)

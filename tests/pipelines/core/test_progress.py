@@ -55,3 +55,17 @@ def test_show_progress_prints_the_lines_once_on_a_stream():
         assert stream.getvalue().splitlines()[-1].startswith("preprocess: 1/1 scenes, ")
     finally:
         logging.getLogger(LOGGER_NAME).removeHandler(handler)
+
+
+def test_a_later_call_moves_the_one_handler_to_its_stream():
+    """A CLI run earlier in the process (stderr) must not keep the lines from a later stream."""
+    first, second = io.StringIO(), io.StringIO()
+    handler = show_progress(first)
+    try:
+        assert show_progress(second) is handler
+        Progress("predict", 2, every_s=0.0).advance(2)
+        assert first.getvalue() == ""
+        assert len(second.getvalue().splitlines()) == 1  # one handler: printed once
+        assert second.getvalue().startswith("predict: 2/2 scenes, ")
+    finally:
+        logging.getLogger(LOGGER_NAME).removeHandler(handler)
