@@ -20,6 +20,7 @@ from models.registry import (
     check_architecture,
     spec,
 )
+from models.schedule_options import SCHEDULES
 from models.strategy import STRATEGIES
 from pipelines.core.manifest import Manifest
 from pipelines.core.options import check_fields, option
@@ -27,7 +28,6 @@ from pipelines.core.options import check_fields, option
 ARCHS: tuple[str, ...] = ARCHITECTURES
 CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "poly")  # models.train.schedule.SCHEDULES
 
 # ``--preset``: the recommended settings for a machine class; explicit flags still win.
 # cpu: what the experiments on real DeepGlobe scenes chose for a 2-core machine (docs/recipe.md,
@@ -149,7 +149,7 @@ class TrainConfig:
     lr_schedule: str = option(
         "cosine",
         help="per step, after the warm-up",
-        choices=LR_SCHEDULES,
+        choices=SCHEDULES,
         group=_RECIPE,
     )
     warmup_fraction: float = option(

@@ -32,8 +32,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from models.schedule_options import SCHEDULES
+
 POLY_POWER = 0.9
-SCHEDULES: tuple[str, ...] = ("constant", "cosine", "poly")
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,10 @@ Parsing imports neither Beam nor rasterio, so ``--help`` and a bad flag answer a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
-
-def positive_float(text: str) -> float:
-    """An argparse type: a positive, finite number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+from pipelines.core.cli import add_map_gsd, print_summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,12 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pred", required=True, help="predictions folder (local or gs://), or one {id}_mask.tif"
     )
     parser.add_argument("--output", help="folder for the tables (default: <pred>/stats)")
-    parser.add_argument(
-        "--gsd",
-        type=positive_float,
-        default=None,
-        help="metres per pixel for maps without a CRS (a CRS's own units always win)",
-    )
+    add_map_gsd(parser)
     return parser
 
 
@@ -52,13 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     from pipelines.answers.stats import run_stats  # rasterio, pyproj, pyarrow: only to run
 
-    try:
-        summary = run_stats(args.pred, args.output, gsd_m=args.gsd)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"landcover stats: error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2))
-    return 0
+    return print_summary(
+        "landcover stats", lambda: run_stats(args.pred, args.output, gsd_m=args.gsd)
+    )
 
 
 if __name__ == "__main__":

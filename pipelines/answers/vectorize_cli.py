@@ -6,11 +6,10 @@ Parsing imports neither Beam nor rasterio, so ``--help`` and a bad flag answer a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
-from pipelines.answers.stats_cli import positive_float
+from pipelines.core.cli import add_map_gsd, print_summary
 
 # Literal copy of vector_files.VECTOR_FORMATS (importing it would import pyarrow); a test keeps
 # them equal.
@@ -59,12 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", help="folder for the polygons (default: beside the masks)")
     parser.add_argument("--format", choices=VECTOR_FORMATS, default="gpkg", help="default gpkg")
     add_vector_options(parser)
-    parser.add_argument(
-        "--gsd",
-        type=positive_float,
-        default=None,
-        help="metres per pixel for maps without a CRS (DeepGlobe PNG masks: 0.5 by default)",
-    )
+    add_map_gsd(parser)
     return parser
 
 
@@ -72,20 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     from pipelines.answers.vectorize import run_vectorize  # rasterio, shapely: only to run
 
-    try:
-        summary = run_vectorize(
+    return print_summary(
+        "landcover vectorize",
+        lambda: run_vectorize(
             args.pred,
             args.output,
             fmt=args.format,
             min_area_m2=args.min_area,
             simplify_px=args.simplify,
             gsd_m=args.gsd,
-        )
-    except (ValueError, FileNotFoundError) as error:
-        print(f"landcover vectorize: error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2))
-    return 0
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -6,11 +6,10 @@ Parsing imports neither Beam nor rasterio, so ``--help`` and a bad flag answer a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
-from pipelines.answers.stats_cli import positive_float
+from pipelines.core.cli import add_map_gsd, print_summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,12 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--before", required=True, help="earlier predictions folder or map")
     parser.add_argument("--after", required=True, help="later predictions folder or map")
     parser.add_argument("--output", required=True, help="folder for the change outputs")
-    parser.add_argument(
-        "--gsd",
-        type=positive_float,
-        default=None,
-        help="metres per pixel for maps without a CRS (DeepGlobe PNG masks: 0.5 by default)",
-    )
+    add_map_gsd(parser)
     return parser
 
 
@@ -43,15 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, beam_args = build_parser().parse_known_args(list(sys.argv[1:] if argv is None else argv))
     from pipelines.change.job import run_change  # Beam and rasterio: only to run
 
-    try:
-        summary = run_change(
+    return print_summary(
+        "landcover change",
+        lambda: run_change(
             args.before, args.after, args.output, gsd_m=args.gsd, beam_args=beam_args
-        )
-    except (ValueError, FileNotFoundError) as error:
-        print(f"landcover change: error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2))
-    return 0
+        ),
+    )
 
 
 if __name__ == "__main__":

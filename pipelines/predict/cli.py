@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from collections.abc import Sequence
 
+from pipelines.core.cli import print_summary
 from pipelines.core.options import add_flags
 from pipelines.predict.options import PredictOptions
 
@@ -50,14 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipelines.predict.job import run_predict  # Beam and TensorFlow: only to run
 
     show_progress()  # "predict: 3/12 scenes, 0.05 scenes/s, ~180 s left" every 10 s, on stderr
-    try:
-        options = options_from_args(args)
-        summary = run_predict(args.model, args.input, args.output, options, beam_args=beam_args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"landcover predict: error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2))
-    return 0
+    return print_summary(
+        "landcover predict",
+        lambda: run_predict(
+            args.model, args.input, args.output, options_from_args(args), beam_args=beam_args
+        ),
+    )
 
 
 if __name__ == "__main__":

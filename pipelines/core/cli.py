@@ -1,0 +1,53 @@
+"""What the answer commands share: the ``--gsd`` flag for maps without a CRS, and their ending.
+
+``landcover stats``, ``vectorize``, ``change`` and ``predict`` end the same way: the run's
+summary as JSON on stdout and exit 0, or one line ``landcover <cmd>: error: <cause>`` on stderr
+and exit 2 for bad input (a ``ValueError`` or ``FileNotFoundError`` naming the file), the
+argparse convention, so a script can tell a bad input from a crash (exit 1, traceback). Pure
+standard library: parsing stays light, ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+USAGE_ERROR = 2  # argparse's exit status for a usage error; bad input is reported the same way
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a positive, finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_map_gsd(parser: argparse.ArgumentParser) -> None:
+    """``--gsd``: metres per pixel of maps that carry no CRS (a CRS's own units always win)."""
+    parser.add_argument(
+        "--gsd",
+        type=positive_float,
+        default=None,
+        help=(
+            "metres per pixel for maps without a CRS (DeepGlobe PNG masks: 0.5 unless this "
+            "says otherwise); a CRS's own units always win"
+        ),
+    )
+
+
+def print_summary(prog: str, run: Callable[[], dict[str, Any]]) -> int:
+    """Call ``run``; print its summary as JSON (0) or ``prog: error: cause`` on stderr (2)."""
+    try:
+        summary = run()
+    except (ValueError, FileNotFoundError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    print(json.dumps(summary, indent=2))
+    return 0
