@@ -23,6 +23,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 LOGGER_NAME = "landcover.progress"
 EVERY_S = 10.0
@@ -74,25 +75,50 @@ class Progress:
         return f"{self.label}: {count}/{self.total} scenes, {rate:.2f} scenes/s, {eta}"
 
 
-def show_progress(stream: object | None = None) -> logging.Handler:
-    """Print progress lines on ``stream`` (default: ``sys.stderr`` as it is now): what CLIs call.
+class _StderrNow(logging.StreamHandler):
+    """Writes each line to ``sys.stderr`` as it is at that moment (as logging's last resort does).
 
-    There is one progress handler per process: a later call points it at the stream asked for
-    (a CLI called twice in one process, or a test capturing stderr, gets the lines where it looks
-    now, never on a stream an earlier caller left behind) and never adds a second one, so no line
-    is printed twice.
+    A handler holding the ``sys.stderr`` of when it was made would write to a stream a test's
+    capture, or a caller that swapped stderr, has closed since.
     """
-    target = sys.stderr if stream is None else stream
-    for handler in log.handlers:
-        if getattr(handler, "_landcover_progress", False):
-            assert isinstance(handler, logging.StreamHandler)
-            if handler.stream is not target:
-                handler.setStream(target)  # type: ignore[arg-type]
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+
+def show_progress(stream: object | None = None) -> logging.Handler:
+    """Print progress lines on ``stream`` (default: ``sys.stderr`` at each line): what CLIs call.
+
+    There is one progress handler per process: a call for the stream it already writes to
+    returns it, a call for another stream replaces it (a CLI run after another in one process
+    gets the lines where it asked, never on a stream an earlier caller left behind, which may
+    be closed by now), so no line is printed twice.
+    """
+    for handler in list(log.handlers):
+        if not getattr(handler, "_landcover_progress", False):
+            continue
+        same = (
+            isinstance(handler, _StderrNow)
+            if stream is None
+            else (
+                isinstance(handler, logging.StreamHandler)
+                and not isinstance(handler, _StderrNow)
+                and handler.stream is stream
+            )
+        )
+        if same:
             return handler
-    handler = logging.StreamHandler(target)  # type: ignore[arg-type]
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    handler._landcover_progress = True  # type: ignore[attr-defined]
-    log.addHandler(handler)
+        log.removeHandler(handler)  # not flushed: its stream may be closed
+    new: logging.Handler = (
+        _StderrNow() if stream is None else logging.StreamHandler(stream)  # type: ignore[call-overload]
+    )
+    new.setFormatter(logging.Formatter("%(message)s"))
+    new._landcover_progress = True  # type: ignore[attr-defined]
+    log.addHandler(new)
     log.setLevel(logging.INFO)
     log.propagate = False
-    return handler
+    return new

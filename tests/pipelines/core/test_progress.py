@@ -57,14 +57,30 @@ def test_show_progress_prints_the_lines_once_on_a_stream():
         logging.getLogger(LOGGER_NAME).removeHandler(handler)
 
 
-def test_a_later_call_moves_the_one_handler_to_its_stream():
-    """A CLI run earlier in the process (stderr) must not keep the lines from a later stream."""
-    first, second = io.StringIO(), io.StringIO()
-    handler = show_progress(first)
+def test_the_default_writes_to_stderr_as_it_is_at_each_line(capsys):
+    handler = show_progress()
     try:
-        assert show_progress(second) is handler
+        assert show_progress() is handler
+        Progress("preprocess", 3, every_s=0.0).advance(3)
+        assert capsys.readouterr().err.startswith("preprocess: 3/3 scenes, ")
+    finally:
+        logging.getLogger(LOGGER_NAME).removeHandler(handler)
+
+
+def test_a_later_call_for_another_stream_replaces_the_one_handler():
+    """A CLI run earlier in the process must not keep the lines from a later stream, even closed."""
+    first, second = io.StringIO(), io.StringIO()
+    show_progress(first)
+    first.close()  # e.g. a test's captured stderr, closed when that test ended
+    handler = show_progress(second)
+    try:
+        ours = [
+            h
+            for h in logging.getLogger(LOGGER_NAME).handlers
+            if h.__class__.__module__ != "_pytest.logging"
+        ]
+        assert ours == [handler]
         Progress("predict", 2, every_s=0.0).advance(2)
-        assert first.getvalue() == ""
         assert len(second.getvalue().splitlines()) == 1  # one handler: printed once
         assert second.getvalue().startswith("predict: 2/2 scenes, ")
     finally:
