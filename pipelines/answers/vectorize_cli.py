@@ -9,21 +9,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipelines.core.cli import add_map_gsd, print_summary
+from pipelines.core.cli import add_map_gsd, non_negative_float, print_summary
 
 # Literal copy of vector_files.VECTOR_FORMATS (importing it would import pyarrow); a test keeps
 # them equal.
 VECTOR_FORMATS = ("gpkg", "parquet")
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (0 <= value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
 
 
 def add_vector_options(parser: argparse.ArgumentParser) -> None:

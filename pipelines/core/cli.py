@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -18,15 +19,25 @@ from typing import Any
 USAGE_ERROR = 2  # argparse's exit status for a usage error; bad input is reported the same way
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a positive, finite number."""
+def _number(text: str, ok: Callable[[float], bool], expected: str) -> float:
+    """``text`` as a float that ``ok`` accepts, else an argparse error naming ``expected``."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a positive, finite number."""
+    return _number(text, lambda v: 0 < v < math.inf, "a positive number")
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    return _number(text, lambda v: 0 <= v < math.inf, "a number >= 0")
 
 
 def add_map_gsd(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipelines.core.cli import USAGE_ERROR, add_map_gsd, print_summary
+from pipelines.core.cli import USAGE_ERROR, add_map_gsd, non_negative_float, print_summary
 
 
 def test_a_summary_is_printed_as_json_and_exits_0(capsys):
@@ -42,3 +42,11 @@ def test_gsd_must_be_a_positive_finite_number(text, capsys):
     assert parser.parse_args([]).gsd is None
     with pytest.raises(SystemExit):
         parser.parse_args(["--gsd", text])
+
+
+def test_non_negative_takes_zero_and_refuses_negative_and_infinite():
+    assert non_negative_float("0") == 0.0
+    assert non_negative_float("2.5") == 2.5
+    for text in ["-0.1", "inf", "nan", "x"]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            non_negative_float(text)
