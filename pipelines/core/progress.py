@@ -75,22 +75,24 @@ class Progress:
         return f"{self.label}: {count}/{self.total} scenes, {rate:.2f} scenes/s, {eta}"
 
 
-class _StderrNow(logging.StreamHandler):
-    """Writes each line to ``sys.stderr`` as it is at that moment (as logging's last resort does).
+class _ProgressHandler(logging.StreamHandler):
+    """Progress lines on ``target``, or on ``sys.stderr`` as it is at each line when None.
 
-    A handler holding the ``sys.stderr`` of when it was made would write to a stream a test's
-    capture, or a caller that swapped stderr, has closed since.
+    Resolving stderr per line (as logging's last resort does) means a handler made under one
+    test's capture, or before a caller swapped stderr, never writes to a stream closed since.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, target: Any | None) -> None:
         logging.Handler.__init__(self)
+        self.target = target
+        self.setFormatter(logging.Formatter("%(message)s"))
 
     @property
     def stream(self) -> Any:  # type: ignore[override]
-        return sys.stderr
+        return sys.stderr if self.target is None else self.target
 
 
-def show_progress(stream: object | None = None) -> logging.Handler:
+def show_progress(stream: Any | None = None) -> logging.Handler:
     """Print progress lines on ``stream`` (default: ``sys.stderr`` at each line): what CLIs call.
 
     There is one progress handler per process: a call for the stream it already writes to
@@ -99,26 +101,12 @@ def show_progress(stream: object | None = None) -> logging.Handler:
     be closed by now), so no line is printed twice.
     """
     for handler in list(log.handlers):
-        if not getattr(handler, "_landcover_progress", False):
-            continue
-        same = (
-            isinstance(handler, _StderrNow)
-            if stream is None
-            else (
-                isinstance(handler, logging.StreamHandler)
-                and not isinstance(handler, _StderrNow)
-                and handler.stream is stream
-            )
-        )
-        if same:
-            return handler
-        log.removeHandler(handler)  # not flushed: its stream may be closed
-    new: logging.Handler = (
-        _StderrNow() if stream is None else logging.StreamHandler(stream)  # type: ignore[call-overload]
-    )
-    new.setFormatter(logging.Formatter("%(message)s"))
-    new._landcover_progress = True  # type: ignore[attr-defined]
-    log.addHandler(new)
+        if isinstance(handler, _ProgressHandler):
+            if handler.target is stream:
+                return handler
+            log.removeHandler(handler)  # not flushed: its stream may be closed
+    handler = _ProgressHandler(stream)
+    log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    return new
+    return handler
