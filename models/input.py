@@ -33,8 +33,9 @@ batches it already trained on and see the same ones after them.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from models import records
 from models.normalization import normalize_image
@@ -223,3 +224,17 @@ def make_input(
     options.deterministic = config.deterministic
     options.experimental_distribute.auto_shard_policy = shard_policy_for(len(files), num_workers)
     return dataset.with_options(options)
+
+
+def release_in_background(holder: list[Any]) -> None:
+    """Drop the iterators in ``holder`` (the caller's last references) on a daemon thread.
+
+    Destroying a tf.data iterator of this input sometimes blocks its caller for seconds
+    (measured: 8.2 s in one of eight destructions in a loop of 12 s iterators; 3-11 s at the
+    end of training epochs, 20-60 s in 25-minute runs), waiting on the iterator's background
+    threads; a training run destroys one at every epoch end, where that wait was taken out of
+    its minutes budget. The destruction itself is only a release of resources nobody uses
+    any more, so it happens off the training thread: the caller puts its iterator in a list,
+    deletes its own name for it and hands the list over (the thread empties it).
+    """
+    threading.Thread(target=holder.clear, name="landcover-iterator-release", daemon=True).start()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.input import InputConfig, make_input
+from models.input import InputConfig, make_input, release_in_background
 from models.strategy import parse_tf_config
 from models.train.budget import BudgetPlan
 from models.train.config import TrainConfig, config_fingerprint_parts
@@ -249,6 +249,9 @@ def train_epoch(
         if step % config.checkpoint_every == 0 and index + 1 < run.steps_per_epoch:
             save_checkpoint()
     seconds = time.monotonic() - epoch_start
+    finished = [iterator]
+    del iterator
+    release_in_background(finished)  # its destruction may block for seconds
     trained = len(losses)
     train_loss = float(np.mean(losses)) if losses else math.nan
     return {

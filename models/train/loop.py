@@ -46,6 +46,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from models.input import release_in_background
 from models.loss_options import median_frequency_weights, parse_class_weights
 from models.steps import LossSpec
 from models.strategy import parse_tf_config
@@ -333,6 +334,9 @@ def _probe(
             used = recalibrate(batches, 2)
             per_batch = (time.monotonic() - started) / max(used, 1)
             recalibration_s = per_batch * config.bn_recalibration_batches
+        finished = [batches]
+        del batches
+        release_in_background(finished)  # its destruction may block for seconds
         validation_s = 0.0
         val_patches = run.manifest.patch_count("val")
         if val_patches and records.split_files(run.data.folder, "val"):
@@ -417,6 +421,9 @@ def _run_epochs(
             batches = iter(strategy.experimental_distribute_dataset(dataset))
             tick = time.monotonic()
             used = recalibrate(batches, config.bn_recalibration_batches)
+            finished = [batches]
+            del batches
+            release_in_background(finished)  # its destruction may block for seconds
             LOG.info(
                 "batch-norm statistics recomputed over %d batches (%.1fs)",
                 used,

@@ -193,3 +193,28 @@ def test_color_jitter_changes_the_image_only_and_keeps_alignment(coded_records: 
 def test_color_jitter_out_of_range_is_refused() -> None:
     with pytest.raises(ValueError, match="color_jitter"):
         InputConfig(color_jitter=1.0)
+
+
+def test_release_in_background_drops_the_iterator_on_another_thread() -> None:
+    import threading
+    import weakref
+
+    from models.input import release_in_background
+
+    finalized_on: list[str] = []
+
+    class Resource:
+        def __del__(self) -> None:
+            finalized_on.append(threading.current_thread().name)
+
+    resource = Resource()
+    alive = weakref.ref(resource)
+    holder = [resource]
+    del resource
+    release_in_background(holder)
+    for thread in threading.enumerate():
+        if thread.name == "landcover-iterator-release":
+            thread.join(timeout=10)
+    assert alive() is None
+    assert holder == []
+    assert finalized_on == ["landcover-iterator-release"]
