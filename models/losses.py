@@ -9,6 +9,9 @@ Definition (``y_true`` one-hot ``(B, H, W, C)``, ``y_pred`` softmax probabilitie
     Dice   = sum_c w_c Dice_c / sum_c w_c            (w_c = 1 unless class_weights is given)
     loss   = 1 - Dice
 
+With ``dice_classes="present"`` the sums over c run over the classes present in the batch's
+truth (``T_c = sum y_true[..., c] > 0``); a batch with none present has Dice 1 (loss 0).
+
 Per class, then averaged: a class's Dice does not depend on how many pixels it covers, so rare
 classes (water, barren) weigh as much as agriculture, which covers most of DeepGlobe; that is
 why Dice suits this imbalanced data better than pixel-wise cross-entropy. Sums run over the
@@ -53,7 +56,13 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from models.loss_options import LOSSES, check_loss, median_frequency_weights, validated_weights
+from models.loss_options import (
+    LOSSES,
+    check_dice_classes,
+    check_loss,
+    median_frequency_weights,
+    validated_weights,
+)
 from models.registry import KERAS_PACKAGE
 from pipelines.core.palette import ACTIVE_CLASSES, NUM_CLASSES, UNKNOWN
 
@@ -112,6 +121,17 @@ def dice_sums(y_true, y_pred, ignore_unknown: bool = False):
     return intersection, total
 
 
+def truth_sums(y_true, ignore_unknown: bool = False):
+    """Per-class truth pixels ``T_c`` over batch and pixels, ``(C,)`` float32 (as ``dice_sums``:
+    6 classes with ``ignore_unknown``); ``dice_classes="present"`` keeps the classes with
+    ``T_c > 0``. A distributed step all-reduces them like the Dice sums."""
+    y_true = ops.cast(y_true, "float32")
+    if ignore_unknown:
+        known = 1.0 - y_true[..., UNKNOWN : UNKNOWN + 1]
+        y_true = ops.take(y_true * known, list(ACTIVE_CLASSES), axis=-1)
+    return ops.sum(y_true, axis=tuple(range(len(y_true.shape) - 1)))
+
+
 def dice_from_sums(
     intersection,
     total,
@@ -119,20 +139,28 @@ def dice_from_sums(
     smooth: float = 1.0,
     class_weights: Sequence[float] | None = None,
     ignore_unknown: bool = False,
+    truth=None,
 ):
     """(Weighted) mean over classes of ``(2 I_c + smooth) / (S_c + smooth)``, a scalar.
 
     ``class_weights`` are in palette order (7); with ``ignore_unknown`` the unknown weight is
-    dropped to match the 6 sums.
+    dropped to match the 6 sums. ``truth`` (``truth_sums``, for ``dice_classes="present"``)
+    restricts the mean to the classes with truth pixels; with none, the Dice is 1.
     """
     per_class = (2.0 * intersection + smooth) / (total + smooth)
     weights = validated_weights(class_weights)
-    if weights is None:
+    if weights is None and truth is None:
         return ops.mean(per_class)
+    if weights is None:
+        weights = (1.0,) * NUM_CLASSES
     if ignore_unknown:
         weights = tuple(weights[c] for c in ACTIVE_CLASSES)
     weights_tensor = ops.convert_to_tensor(weights, "float32")
-    return ops.sum(per_class * weights_tensor) / ops.sum(weights_tensor)
+    if truth is not None:
+        weights_tensor = weights_tensor * ops.cast(ops.convert_to_tensor(truth) > 0, "float32")
+    weight_total = ops.sum(weights_tensor)
+    weighted = ops.sum(per_class * weights_tensor) / ops.maximum(weight_total, EPSILON)
+    return ops.where(weight_total > 0, weighted, ops.ones_like(weighted))
 
 
 def soft_dice_per_class(y_true, y_pred, *, smooth: float = 1.0, ignore_unknown: bool = False):
@@ -148,8 +176,10 @@ def soft_dice(
     smooth: float = 1.0,
     class_weights: Sequence[float] | None = None,
     ignore_unknown: bool = False,
+    dice_classes: str = "all",
 ):
     """The (weighted) mean over classes of ``soft_dice_per_class``, a scalar in [0, 1]."""
+    check_dice_classes(dice_classes)
     intersection, total = dice_sums(y_true, y_pred, ignore_unknown)
     return dice_from_sums(
         intersection,
@@ -157,6 +187,7 @@ def soft_dice(
         smooth=smooth,
         class_weights=class_weights,
         ignore_unknown=ignore_unknown,
+        truth=truth_sums(y_true, ignore_unknown) if dice_classes == "present" else None,
     )
 
 
@@ -173,6 +204,7 @@ class DiceLoss(keras.losses.Loss):
         smooth: float = 1.0,
         class_weights: Sequence[float] | None = None,
         ignore_unknown: bool = False,
+        dice_classes: str = "all",
         name: str = "dice_loss",
         **kwargs,
     ):
@@ -182,6 +214,7 @@ class DiceLoss(keras.losses.Loss):
         self.smooth = float(smooth)
         self.class_weights = validated_weights(class_weights)
         self.ignore_unknown = bool(ignore_unknown)
+        self.dice_classes = check_dice_classes(dice_classes)
 
     def call(self, y_true, y_pred):
         return 1.0 - soft_dice(
@@ -190,6 +223,7 @@ class DiceLoss(keras.losses.Loss):
             smooth=self.smooth,
             class_weights=self.class_weights,
             ignore_unknown=self.ignore_unknown,
+            dice_classes=self.dice_classes,
         )
 
     def get_config(self):
@@ -198,6 +232,7 @@ class DiceLoss(keras.losses.Loss):
             "smooth": self.smooth,
             "class_weights": None if self.class_weights is None else list(self.class_weights),
             "ignore_unknown": self.ignore_unknown,
+            "dice_classes": self.dice_classes,
         }
 
 
@@ -210,6 +245,7 @@ def segmentation_loss(
     class_weights: Sequence[float] | None = None,
     ignore_unknown: bool = False,
     focal_gamma: float = 2.0,
+    dice_classes: str = "all",
 ):
     """The loss ``--loss`` names, on one batch: ``dice``, ``dice+ce`` or ``focal+dice``."""
     check_loss(loss)
@@ -219,6 +255,7 @@ def segmentation_loss(
         smooth=smooth,
         class_weights=class_weights,
         ignore_unknown=ignore_unknown,
+        dice_classes=dice_classes,
     )
     if loss == "dice":
         return value

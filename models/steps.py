@@ -34,7 +34,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from models.keras_metrics import confusion_counts
-from models.losses import cross_entropy_from_sums, cross_entropy_sums, dice_from_sums, dice_sums
+from models.losses import (
+    cross_entropy_from_sums,
+    cross_entropy_sums,
+    dice_from_sums,
+    dice_sums,
+    truth_sums,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -50,6 +56,7 @@ class LossSpec:
     loss: str = "dice"
     class_weights: tuple[float, ...] | None = None
     focal_gamma: float = 2.0
+    dice_classes: str = "all"
 
 
 def _global(value: tf.Tensor) -> tf.Tensor:
@@ -73,12 +80,16 @@ def global_batch_loss(y_true: tf.Tensor, y_pred: tf.Tensor, spec: LossSpec) -> t
     See the module docstring for why the surrogate gives the exact gradient.
     """
     intersection, total = dice_sums(y_true, y_pred, spec.ignore_unknown)
+    truth = None
+    if spec.dice_classes == "present":  # present in the global batch: all-reduced, no gradient
+        truth = _global(truth_sums(y_true, spec.ignore_unknown))
     loss = 1.0 - dice_from_sums(
         _globalised(intersection),
         _globalised(total),
         smooth=spec.smooth,
         class_weights=spec.class_weights,
         ignore_unknown=spec.ignore_unknown,
+        truth=truth,
     )
     if spec.loss == "dice":
         return loss

@@ -103,6 +103,7 @@ def build_metadata(
             "name": config.loss,
             "smooth": config.dice_smooth,
             "ignore_unknown": config.ignore_unknown,
+            "dice_classes": config.dice_classes,
             "focal_gamma": config.focal_gamma if config.loss == "focal+dice" else None,
             "class_weights": None if class_weights is None else list(class_weights),
             "class_weights_option": config.class_weights,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from models.loss_options import LOSSES, parse_class_weights
+from models.loss_options import DICE_CLASSES, LOSSES, parse_class_weights
 from models.registry import (
     ARCHITECTURES,
     ENCODER_ARCHITECTURES,
@@ -192,6 +192,12 @@ class TrainConfig:
     )
     loss: str = option("dice", help="the training loss", choices=LOSSES, group=_RECIPE)
     focal_gamma: float = option(2.0, help="focal+dice: the focusing γ", minimum=0, group=_RECIPE)
+    dice_classes: str = option(
+        "all",
+        help="the classes a batch's Dice averages over: all, or those present in its truth",
+        choices=DICE_CLASSES,
+        group=_RECIPE,
+    )
     class_weights: str = option(
         "none",
         help="none | auto (median frequency of the train pixels) | w1,…,w7 in palette order",

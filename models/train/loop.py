@@ -384,6 +384,7 @@ def _run_epochs(
         loss=config.loss,
         class_weights=run.class_weights,
         focal_gamma=config.focal_gamma,
+        dice_classes=config.dice_classes,
     )
     sync_batchnorm = make_sync_batchnorm(strategy, model)
     recalibrate = make_recalibration(strategy, model)

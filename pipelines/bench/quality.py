@@ -222,6 +222,24 @@ def train_model(arch: str, data: str, output: str, options: dict[str, Any]) -> d
     return {"metadata": metadata, "seconds": time.perf_counter() - started}
 
 
+def train_and_predict(
+    arch: str,
+    data: str,
+    output: str,
+    options: dict[str, Any],
+    images: Sequence[np.ndarray],
+    patch: int,
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Train ``arch`` afresh on ``data`` (``train_model``), load the published ``model.keras``
+    as serving does, and predict the class ids of each held-out image: both suites' one path
+    from training data to scored predictions."""
+    from models.serving import load_model
+
+    result = train_model(arch, data, output, {**options, "fresh": True})
+    model = load_model(os.path.join(output, "model.keras"))
+    return result, [predict_ids(model, image, patch) for image in images]
+
+
 def predict_ids(model: Any, image: np.ndarray, patch: int) -> np.ndarray:
     """Class ids of a whole scene: the scene itself when it is one patch, else its patch grid
     (the shifted last row and column of ``pipelines.core.tiling.patch_grid``)."""
@@ -389,8 +407,6 @@ def _run_512(
     options: dict[str, Any],
     suite: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
-    from models.serving import load_model
-
     split = split_512(scenes)
     minutes = args.max_minutes or suite["minutes"]
     print(
@@ -415,13 +431,16 @@ def _run_512(
     minutes_of: dict[str, float] = {}
     epochs_of: dict[str, Any] = {}
     for arch in archs:
-        output = os.path.join(args.output, arch)
-        result = train_model(arch, data, output, {**options, "max_minutes": minutes, "fresh": True})
-        model = load_model(os.path.join(output, "model.keras"))
-        for test in split["test"]:
-            cms[arch] += metrics.confusion_matrix(
-                test.ids, predict_ids(model, test.image, suite["patch"])
-            )
+        result, predictions = train_and_predict(
+            arch,
+            data,
+            os.path.join(args.output, arch),
+            {**options, "max_minutes": minutes},
+            [test.image for test in split["test"]],
+            suite["patch"],
+        )
+        for test, pred in zip(split["test"], predictions, strict=True):
+            cms[arch] += metrics.confusion_matrix(test.ids, pred)
         minutes_of[arch] = result["seconds"] / 60
         meta = result["metadata"]
         epochs_of[arch] = {
@@ -459,8 +478,6 @@ def _run_full(
     options: dict[str, Any],
     suite: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
-    from models.serving import load_model
-
     folds = min(args.folds or len(scenes), len(scenes))
     minutes = args.max_minutes or suite["minutes"] / folds
     factor = 1.0 if args.target_gsd is None else args.target_gsd / suite["gsd"]
@@ -488,11 +505,14 @@ def _run_full(
             gsd,
         )
         for arch in archs:
-            output = os.path.join(args.output, f"fold{k + 1}", arch)
-            fold_options = {**options, "max_minutes": minutes, "fresh": True}
-            result = train_model(arch, data, output, fold_options)
-            model = load_model(os.path.join(output, "model.keras"))
-            pred = predict_ids(model, coarse[k].image, suite["patch"])
+            result, (pred,) = train_and_predict(
+                arch,
+                data,
+                os.path.join(args.output, f"fold{k + 1}", arch),
+                {**options, "max_minutes": minutes},
+                [coarse[k].image],
+                suite["patch"],
+            )
             if factor != 1.0:
                 pred = upsample_ids(pred, (held_out.ids.shape[0], held_out.ids.shape[1]))
             cm = metrics.confusion_matrix(held_out.ids, pred)

@@ -246,7 +246,8 @@ def test_median_frequency_weights_match_the_reference() -> None:
         "barren": 0,
         "unknown": 10,
     }
-    freqs = np.array([100, 1000, 200, 400, 50, 0, 10], np.float64)
+    # unknown (10 pixels) is not a class the metric scores: weight 0, left out of the median
+    freqs = np.array([100, 1000, 200, 400, 50, 0, 0], np.float64)
     freqs /= freqs.sum()
     median = np.median(freqs[freqs > 0])
     expected = np.where(freqs > 0, median / np.where(freqs > 0, freqs, 1), 0.0)
@@ -254,8 +255,52 @@ def test_median_frequency_weights_match_the_reference() -> None:
     np.testing.assert_allclose(
         median_frequency_weights([100, 1000, 200, 400, 50, 0, 10]), expected, rtol=1e-12
     )
+    weights = median_frequency_weights(counts)
+    assert weights[UNKNOWN] == 0.0
+    assert weights[4] == pytest.approx(200 / 50)  # water: median (rangeland 200) / 50
     with pytest.raises(ValueError, match="no labelled pixels"):
         median_frequency_weights([0] * NUM_CLASSES)
+    with pytest.raises(ValueError, match="no labelled pixels"):
+        median_frequency_weights([0, 0, 0, 0, 0, 0, 500])  # only unknown
+
+
+def test_present_classes_dice_averages_over_the_truth_classes_only() -> None:
+    truth, probs = _random_case(3)
+    ids = truth.argmax(-1)
+    ids[ids == 4] = 1  # water absent from the truth
+    truth = one_hot(ids).astype("float32")
+    present = [c for c in range(NUM_CLASSES) if (ids == c).any()]
+    assert 4 not in present
+    t, p = truth.astype(np.float64), probs.astype(np.float64)
+    axes = (0, 1, 2)
+    dice = (2 * (t * p).sum(axes) + 1.0) / (t.sum(axes) + p.sum(axes) + 1.0)
+    expected = 1.0 - dice[present].mean()
+    assert _loss(truth, probs, dice_classes="present") == pytest.approx(expected, rel=1e-5)
+    assert _loss(truth, probs) == pytest.approx(1.0 - dice.mean(), rel=1e-5)
+    # An absent class's predictions cost only through the present classes' overlap: moving
+    # probability onto water lowers the truth classes' Dice, not a water term.
+    shifted = probs.copy()
+    shifted[..., 4] += 0.5
+    shifted /= shifted.sum(-1, keepdims=True)
+    assert _loss(truth, shifted, dice_classes="present") > _loss(
+        truth, probs, dice_classes="present"
+    )
+    weights = (1.0, 2.0, 1.0, 1.0, 9.0, 1.0, 1.0)
+    w = np.asarray(weights)[present]
+    weighted = 1.0 - (w * dice[present]).sum() / w.sum()
+    assert _loss(truth, probs, dice_classes="present", class_weights=weights) == pytest.approx(
+        weighted, rel=1e-5
+    )
+
+
+def test_present_classes_dice_of_a_batch_with_no_scored_class_is_one() -> None:
+    truth = np.zeros((1, 4, 4, NUM_CLASSES), "float32")
+    truth[..., UNKNOWN] = 1.0
+    probs = np.full_like(truth, 1.0 / NUM_CLASSES)
+    loss = _loss(truth, probs, dice_classes="present", ignore_unknown=True)
+    assert loss == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="dice_classes"):
+        DiceLoss(dice_classes="some")
 
 
 def test_class_weight_option_parsing() -> None:

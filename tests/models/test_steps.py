@@ -106,3 +106,17 @@ def test_xla_compiled_step_trains() -> None:
     step = make_train_step(strategy, model, optimizer, LossSpec(), jit_compile=True)
     losses = [float(step(iterator)) for _ in range(10)]
     assert losses[-1] < losses[0]
+
+
+def test_step_present_classes_dice_equals_the_shared_loss() -> None:
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, NUM_CLASSES, (2, 9, 7))
+    ids[ids == 4] = 2  # water absent: left out of the mean
+    ids[0, :2] = UNKNOWN
+    y_true = tf.one_hot(ids, NUM_CLASSES)
+    y_pred = tf.nn.softmax(tf.constant(rng.normal(size=(2, 9, 7, NUM_CLASSES)), tf.float32))
+    for ignore in (False, True):
+        spec = LossSpec(ignore_unknown=ignore, dice_classes="present")
+        expected = float(DiceLoss(ignore_unknown=ignore, dice_classes="present")(y_true, y_pred))
+        assert expected != pytest.approx(float(DiceLoss(ignore_unknown=ignore)(y_true, y_pred)))
+        assert float(global_batch_loss(y_true, y_pred, spec)) == pytest.approx(expected, rel=1e-6)
