@@ -53,12 +53,17 @@ def add_map_gsd(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def print_error(prog: str, error: BaseException) -> int:
+    """``prog: error: cause`` on stderr (the one error line of every command); returns 2."""
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    return USAGE_ERROR
+
+
 def print_summary(prog: str, run: Callable[[], dict[str, Any]]) -> int:
     """Call ``run``; print its summary as JSON (0) or ``prog: error: cause`` on stderr (2)."""
     try:
         summary = run()
     except (ValueError, FileNotFoundError) as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return print_error(prog, error)
     print(json.dumps(summary, indent=2))
     return 0

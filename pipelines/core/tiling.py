@@ -17,13 +17,12 @@ PATCH_SIZE = 612
 # bound: the forward pass's memory grows with the pixels of a batch, batch x tile²); each scene
 # gets the side ``plan_tile`` picks, a multiple of the model's stride that covers it with the
 # fewest model pixels (``landcover bench predict`` prints the ratio; docs/performance.md).
-# Measured before planning: a fixed 612/64 ran 1.56 model px per scene px on a 2448² scene; at
-# the default width one 612² tile peaks at 1.35 GB RSS (0.66 GB of it the interpreter with
-# TensorFlow), one 1280² tile at 3.4 GB. Planned with this budget: 672 (4 x 4 tiles, 1.21) at
-# 2448², 720 at 16384² (1.21); the forward pass's own memory grows with the tile's pixels
-# (+698 MB at 612², so about +1.0 GB at 720²), which with the streaming stitch and I/O
-# (1.1-1.25 GB) stays under the 2.5 GB bound at a batch of 1.
-TILE_SIZE = 768
+# Measured: a fixed 612/64 ran 1.56 model px per scene px on a 2448² scene. With this budget a
+# 2448² scene gets 3 x 3 tiles of 864 (1.12; the budget 768 gave 4 x 4 of 672, 1.21) and a
+# 16384² scene 848 (1.18). Predicting a 2448² JPEG at the default width peaked at 2,048 MB RSS
+# with 864² tiles (1,855 MB with 672²), inside the 2.5 GB bound at a batch of 1
+# (``landcover bench predict --cases jpeg --tile 864``).
+TILE_SIZE = 864
 TILE_OVERLAP = 64
 TILE_BATCH_SIZE = 1  # tiles per forward pass in batch inference
 
@@ -139,8 +138,8 @@ def plan_tile(height: int, width: int, budget: int, overlap: int, multiple: int 
 
     ``--tile`` is this budget (the memory bound: the forward pass's memory grows with a tile's
     pixels); a fixed side wastes what its last row and column run past the scene: 612/64 runs
-    1.56 model px per scene px on a 2448² scene, the planned 672 (4 x 4 tiles) 1.21. Ties go to
-    the smaller side (less memory).
+    1.56 model px per scene px on a 2448² scene; planned within 768 it is 672 (4 x 4 tiles,
+    1.21), within 864 it is 864 (3 x 3, 1.12). Ties go to the smaller side (less memory).
     """
     candidates = set(tile_candidates(height, budget, overlap, multiple))
     candidates |= set(tile_candidates(width, budget, overlap, multiple))

@@ -9,15 +9,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from pipelines.core.cli import print_error
 from pipelines.core.palette import MASK_KINDS
 from pipelines.io.label_map_file import read_label_map
 
 DEFAULT_LABELS: tuple[str, str] = ("prediction", "second prediction")
+PROG = "landcover evaluate"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="landcover evaluate",
+        prog=PROG,
         description=(
             "Score predicted masks ({id}_mask.png colours or predict's {id}_mask.tif COGs) "
             "against truths ({id}_mask.png colours or {id}_mask.tif label rasters of class ids) "
@@ -66,8 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rule = MaskRule(args.mask_kind, args.label_map)
     except ValueError as error:
-        print(f"landcover evaluate: error: {error}", file=sys.stderr)
-        return 2
+        return print_error(PROG, error)
     try:
         report = evaluate(
             args.pred,
@@ -79,10 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rule=rule,
         )
     except FileNotFoundError as error:
-        print(f"landcover evaluate: error: {error}", file=sys.stderr)
-        return 2
-    except NothingScoredError as error:
-        print(f"landcover evaluate: error: {error}", file=sys.stderr)
+        return print_error(PROG, error)
+    except NothingScoredError as error:  # exit 1: the inputs were read, nothing could be scored
+        print_error(PROG, error)
         print(f"wrote {storage.join(args.output, METRICS_NAME)}", file=sys.stderr)
         return 1
     print(format_table(report))

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from pipelines.core.cli import print_error
 from pipelines.core.gsd import DEEPGLOBE_GSD_M, check_gsd
 from pipelines.core.palette import MASK_KINDS, LabelMap
 from pipelines.core.records import CODECS, COMPRESSIONS, RecordFormat
@@ -166,8 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         manifest = run_preprocess(options, beam_args=beam_args)
     except (FileNotFoundError, MixedGsdError) as exc:
-        print(f"landcover preprocess: error: {exc}", file=sys.stderr)
-        return 1
+        print_error("landcover preprocess", exc)
+        return 1  # the flags parsed; the input was missing or mixed
     print(summary(manifest, args.output.rstrip("/"), time.perf_counter() - start))
     return 0
 

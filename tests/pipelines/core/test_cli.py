@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from pipelines.core.cli import USAGE_ERROR, add_map_gsd, non_negative_float, print_summary
+from pipelines.core.cli import (
+    USAGE_ERROR,
+    add_map_gsd,
+    non_negative_float,
+    print_error,
+    print_summary,
+)
 
 
 def test_a_summary_is_printed_as_json_and_exits_0(capsys):
@@ -50,3 +56,11 @@ def test_non_negative_takes_zero_and_refuses_negative_and_infinite():
     for text in ["-0.1", "inf", "nan", "x"]:
         with pytest.raises(argparse.ArgumentTypeError):
             non_negative_float(text)
+
+
+def test_print_error_is_the_one_error_line(capsys):
+    status = print_error("landcover evaluate", FileNotFoundError("no masks under /x"))
+    assert status == USAGE_ERROR == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "landcover evaluate: error: no masks under /x\n"
