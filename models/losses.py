@@ -109,13 +109,8 @@ def dice_sums(y_true, y_pred, ignore_unknown: bool = False):
     pixels dropped first). Exposed on its own because Dice is a ratio of sums: a distributed
     step all-reduces these sums and calls ``dice_from_sums`` to get the global batch's Dice.
     """
-    y_true = ops.cast(y_true, "float32")
-    y_pred = ops.cast(y_pred, "float32")
-    if ignore_unknown:
-        known = 1.0 - y_true[..., UNKNOWN : UNKNOWN + 1]
-        y_true = ops.take(y_true * known, list(ACTIVE_CLASSES), axis=-1)
-        y_pred = ops.take(y_pred * known, list(ACTIVE_CLASSES), axis=-1)
-    axes = tuple(range(len(y_true.shape) - 1))  # everything but the class axis
+    y_true, y_pred = _scored(y_true, y_pred, ignore_unknown=ignore_unknown)
+    axes = _pixel_axes(y_true)
     intersection = ops.sum(y_true * y_pred, axis=axes)
     total = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
     return intersection, total
@@ -125,11 +120,23 @@ def truth_sums(y_true, ignore_unknown: bool = False):
     """Per-class truth pixels ``T_c`` over batch and pixels, ``(C,)`` float32 (as ``dice_sums``:
     6 classes with ``ignore_unknown``); ``dice_classes="present"`` keeps the classes with
     ``T_c > 0``. A distributed step all-reduces them like the Dice sums."""
-    y_true = ops.cast(y_true, "float32")
+    (y_true,) = _scored(y_true, ignore_unknown=ignore_unknown)
+    return ops.sum(y_true, axis=_pixel_axes(y_true))
+
+
+def _scored(y_true, *others, ignore_unknown: bool):
+    """``y_true`` and ``others`` as float32; with ``ignore_unknown``, unknown-truth pixels zeroed
+    in all of them and the unknown channel dropped (the 6 active classes)."""
+    tensors = [ops.cast(t, "float32") for t in (y_true, *others)]
     if ignore_unknown:
-        known = 1.0 - y_true[..., UNKNOWN : UNKNOWN + 1]
-        y_true = ops.take(y_true * known, list(ACTIVE_CLASSES), axis=-1)
-    return ops.sum(y_true, axis=tuple(range(len(y_true.shape) - 1)))
+        known = 1.0 - tensors[0][..., UNKNOWN : UNKNOWN + 1]
+        tensors = [ops.take(t * known, list(ACTIVE_CLASSES), axis=-1) for t in tensors]
+    return tensors
+
+
+def _pixel_axes(tensor) -> tuple[int, ...]:
+    """Every axis but the class axis (the last): batch and pixels."""
+    return tuple(range(len(tensor.shape) - 1))
 
 
 def dice_from_sums(

@@ -53,10 +53,11 @@ def add_map_gsd(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def print_error(prog: str, error: BaseException) -> int:
-    """``prog: error: cause`` on stderr (the one error line of every command); returns 2."""
+def print_error(prog: str, error: BaseException, status: int = USAGE_ERROR) -> int:
+    """``prog: error: cause`` on stderr (the one error line of every command); returns
+    ``status``, the exit status the command gives for it (2 unless it documents another)."""
     print(f"{prog}: error: {error}", file=sys.stderr)
-    return USAGE_ERROR
+    return status
 
 
 def print_summary(prog: str, run: Callable[[], dict[str, Any]]) -> int:

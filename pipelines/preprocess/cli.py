@@ -167,8 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         manifest = run_preprocess(options, beam_args=beam_args)
     except (FileNotFoundError, MixedGsdError) as exc:
-        print_error("landcover preprocess", exc)
-        return 1  # the flags parsed; the input was missing or mixed
+        return print_error("landcover preprocess", exc, status=1)  # flags fine, input not
     print(summary(manifest, args.output.rstrip("/"), time.perf_counter() - start))
     return 0
 
