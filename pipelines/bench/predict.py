@@ -46,7 +46,7 @@ from pipelines.core.tiling import (
     TILE_OVERLAP,
     TILE_SIZE,
     TTA_MODES,
-    plan_tile,
+    plan_region_tile,
 )
 from pipelines.predict.options import DEFAULT_BLOCK_SIZE, PredictOptions
 
@@ -330,28 +330,35 @@ def planned_ratio(
     size: int, budget: int, overlap: int, stride: int, block: int = 0, *, fixed: bool = False
 ) -> float:
     """Model px per scene px of a ``size``² scene as predict plans it, counted without a model:
-    the planned tile (``tiling.plan_tile``; ``fixed``: the budget itself, as before planning)
-    times the tiles each block's stitcher asks for (a tile straddling a block border is run by
-    both blocks), summed over the blocks."""
+    for the scene, or each block (its own grid, ``tiling.plan_region_tile``), the planned tile
+    (``fixed``: the budget itself, as before planning) times the tiles its stitcher asks for,
+    summed over the blocks."""
     from pipelines.core.geo import block_grid
     from pipelines.core.stitching import StreamingStitcher
 
-    tile = budget if fixed else plan_tile(size, size, budget, overlap, stride)
     regions = block_grid(size, size, block) if 0 < block < size else [None]
-    tiles = sum(StreamingStitcher(size, size, tile, overlap, 1, r).tile_count for r in regions)
-    return round(tiles * tile * tile / (size * size), 4)
+    pixels = 0
+    for region in regions:
+        tile = budget if fixed else plan_region_tile(size, size, region, budget, overlap, stride)
+        pixels += StreamingStitcher(size, size, tile, overlap, 1, region).tile_count * tile * tile
+    return round(pixels / (size * size), 4)
 
 
 def plan_report(
     arch: str, budget: int, overlap: int, size: int, geotiff_size: int, block_size: int
 ) -> str:
     """What ``--plan-only`` prints: per scene size, the fixed tile of the budget's side against
-    the planned tile, whole-scene and block-parallel, counted by the stitcher (no model run)."""
+    the planned tile, whole-scene and block-parallel (each block's own), counted by the
+    stitcher (no model run)."""
+    from pipelines.core.geo import block_grid
+
     stride = spec(arch).stride
     lines = [f"planned tiles for {arch} (stride {stride}), --tile {budget}, --overlap {overlap}"]
     cases = [(size, 0), (geotiff_size, 0), (geotiff_size, block_size)]
     for side, block in cases:
-        planned = plan_tile(side, side, budget, overlap, stride)
+        regions = block_grid(side, side, block) if 0 < block < side else [None]
+        sides = sorted({plan_region_tile(side, side, r, budget, overlap, stride) for r in regions})
+        planned = "/".join(str(t) for t in sides)
         where = f"blocks of {block}" if 0 < block < side else "whole scene"
         fixed = planned_ratio(side, budget, overlap, 1, block, fixed=True)
         lines.append(

@@ -1,20 +1,24 @@
 """Streaming stitch: blend tile predictions row of tiles by row of tiles, keeping only a band.
 
 :class:`pipelines.core.tiling.TileBlender` holds a whole scene's (H, W, C) canvas, so memory grows
-with the scene. Here tiles arrive in the global tile grid's row-major order and, once a row of
-tiles is in, every scene row above the next tile row's origin can receive no more contributions:
-it is final and is handed out (:class:`Band`) and dropped. What is held is one band of at most
+with the scene. Here tiles arrive in the tile grid's row-major order and, once a row of tiles is
+in, every scene row above the next tile row's origin can receive no more contributions: it is
+final and is handed out (:class:`Band`) and dropped. What is held is one band of at most
 ``tile`` rows of the region's width, whatever the scene's height.
 
 A *region* restricts the stitch to a window of the scene (one block of a block-parallel run): the
-stitcher then asks for every tile of the GLOBAL grid that touches the region and keeps only the
-region's pixels. Each pixel receives the same tiles, with the same weights, added in the same
-order as in a whole-scene stitch, so its float sums are bit-identical: block-parallel output
-equals single-worker output pixel for pixel.
+stitcher lays its own tile grid over the block widened by half the overlap on its inner sides
+(``tiling.grid_frame``; the tile planned for that frame, ``tiling.plan_region_tile``) and keeps
+only the region's pixels: a hard cut at block borders, so no tile is run by two blocks. The
+whole-scene stitch (no region) is the grid over the whole scene, bit-identical to
+:class:`~pipelines.core.tiling.TileBlender`; a block's pixels equal it for a model whose
+receptive field is within the blend margin (tested), and differ beside block borders for deeper
+ones (``tiling.grid_frame`` says by what).
 
-Edge tiles read the scene reflect-padded to the grid's extent (``tiling.pad_to_grid``); the same
-padding is available without materialising it through :func:`reflect_index`, which maps each
-padded coordinate to the scene coordinate it copies (NumPy's reflect rule, applied per axis).
+Edge tiles read the scene reflect-padded past its bottom and right border (as
+``tiling.pad_to_grid``); the same padding is available without materialising it through
+:func:`reflect_coords`, which maps each padded coordinate to the scene coordinate it copies
+(NumPy's reflect rule, applied per axis).
 
 Tiles may be skipped (``None``: entirely nodata); their pixels then get no weight and come out
 with probability 0, and the caller marks them nodata.
@@ -28,22 +32,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipelines.core.geo import PixelWindow
-from pipelines.core.tiling import padded_extent, tile_origins, tile_weights
+from pipelines.core.tiling import grid_frame, tile_origins, tile_weights
 
 
-def reflect_index(length: int, tile: int, overlap: int) -> np.ndarray:
-    """Scene coordinate of every coordinate of the padded extent along one side, (extent,) int64.
+def reflect_coords(length: int, start: int, stop: int) -> np.ndarray:
+    """Scene coordinate of each padded coordinate ``start..stop`` along a side of ``length``,
+    (stop - start,) int64: itself inside the scene, NumPy's reflection past its far edge.
 
-    ``image[reflect_index(h, ...)][:, reflect_index(w, ...)]`` equals ``tiling.pad_to_grid(image)``
-    (NumPy pads axis by axis, so the 2-D reflection is the product of the 1-D ones).
+    Over a whole-scene grid's extent (``tiling.padded_extent``), indexing an image with it per
+    axis equals ``tiling.pad_to_grid(image)`` (NumPy pads axis by axis, so the 2-D reflection is
+    the product of the 1-D ones); a block's grid may reach further, and reflects the same way.
     """
-    extent = padded_extent(length, tile, overlap)
-    return np.pad(np.arange(length, dtype=np.int64), (0, extent - length), mode="reflect")
+    pad = max(0, stop - length)
+    return np.pad(np.arange(length, dtype=np.int64), (0, pad), mode="reflect")[start:stop]
 
 
 @dataclass(frozen=True)
 class TileRow:
-    """One row of tiles that touches the region: its origin row and (global index, x) per tile."""
+    """One row of tiles that touches the region: its origin row and (grid index, x) per tile."""
 
     y: int
     tiles: tuple[tuple[int, int], ...]
@@ -103,8 +109,9 @@ class StreamingStitcher:
         self.height, self.width = height, width
         self.tile, self.overlap, self.channels = tile, overlap, channels
         self.region = region
-        ys = tile_origins(height, tile, overlap)
-        xs = tile_origins(width, tile, overlap)
+        self.frame = frame = grid_frame(height, width, region, overlap)
+        ys = [frame.row_off + y for y in tile_origins(frame.height, tile, overlap)]
+        xs = [frame.col_off + x for x in tile_origins(frame.width, tile, overlap)]
         touching_x = [
             (i, x) for i, x in enumerate(xs) if x < region.col_stop and x + tile > region.col_off
         ]
@@ -147,7 +154,9 @@ class StreamingStitcher:
         # The tile's part inside both the scene and the region, in scene coordinates.
         r0, r1 = max(row.y, reg.row_off), min(row.y + self.tile, reg.row_stop)
         c0, c1 = max(x, reg.col_off), min(x + self.tile, reg.col_stop)
-        weights = tile_weights(self.height, self.width, self.tile, self.overlap, row.y, x)
+        frame = self.frame  # the weights of the tile's place in its own grid
+        y_in, x_in = row.y - frame.row_off, x - frame.col_off
+        weights = tile_weights(frame.height, frame.width, self.tile, self.overlap, y_in, x_in)
         ty, tx = slice(r0 - row.y, r1 - row.y), slice(c0 - x, c1 - x)
         by, bx = slice(r0 - self._top, r1 - self._top), slice(c0 - reg.col_off, c1 - reg.col_off)
         w = weights[ty, tx]
@@ -185,16 +194,16 @@ class StreamingStitcher:
 
 
 def tile_row_pixels(
-    row: TileRow, height: int, width: int, tile: int, overlap: int
+    row: TileRow, height: int, width: int, tile: int
 ) -> tuple[PixelWindow, np.ndarray, np.ndarray]:
     """What to read for one row of tiles: the scene window, and row/col index maps into it.
 
     ``window_pixels[rows][:, cols]`` is the padded scene's band ``[y, y+tile) x x_span``, so a
     reader fetches one bounded window per tile row (edge rows reflect inside it).
     """
-    ry = reflect_index(height, tile, overlap)[row.y : row.y + tile]
+    ry = reflect_coords(height, row.y, row.y + tile)
     x0, x_last = row.x_span
-    rx = reflect_index(width, tile, overlap)[x0 : x_last + tile]
+    rx = reflect_coords(width, x0, x_last + tile)
     r0, r1 = int(ry.min()), int(ry.max()) + 1
     c0, c1 = int(rx.min()), int(rx.max()) + 1
     return PixelWindow(r0, c0, r1 - r0, c1 - c0), ry - r0, rx - c0

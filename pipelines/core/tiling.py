@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipelines.core.geo import PixelWindow
+
 # The one set of tiling defaults: training patches (preprocess) and inference tiles (predict).
 PATCH_SIZE = 612
 # Inference tiles: ``TILE_SIZE`` is the LARGEST side a tile may have (``--tile``, the memory
@@ -18,11 +20,12 @@ PATCH_SIZE = 612
 # gets the side ``plan_tile`` picks, a multiple of the model's stride that covers it with the
 # fewest model pixels (``landcover bench predict`` prints the ratio; docs/performance.md).
 # Measured: a fixed 612/64 ran 1.56 model px per scene px on a 2448² scene. With this budget a
-# 2448² scene gets 3 x 3 tiles of 864 (1.12; the budget 768 gave 4 x 4 of 672, 1.21) and a
-# 16384² scene 848 (1.18). Predicting a 2448² JPEG at the default width peaked at 2,048 MB RSS
-# with 864² tiles (1,855 MB with 672²), inside the 2.5 GB bound at a batch of 1
-# (``landcover bench predict --cases jpeg --tile 864``).
-TILE_SIZE = 864
+# 2448² scene gets 3 x 3 tiles of 864 (1.12; the budget 768 gave 4 x 4 of 672, 1.21), a 16384²
+# scene 880 (1.15; the budget 864 gave 848, 1.18) and its blocks of 4096 880 or 896 (1.19;
+# 1.21 within 864). One 896² tile's forward pass at the default width adds 1,062 MB RSS
+# (``landcover bench predict --cases forward --tile 896``; 894 MB at 864) and a 2448² JPEG,
+# which still plans 864, peaked at 2,048 MB: inside the 2.5 GB bound at a batch of 1.
+TILE_SIZE = 896
 TILE_OVERLAP = 64
 TILE_BATCH_SIZE = 1  # tiles per forward pass in batch inference
 
@@ -149,6 +152,45 @@ def plan_tile(height: int, width: int, budget: int, overlap: int, multiple: int 
         return tiles * side * side, side
 
     return min(candidates, key=cost)
+
+
+def grid_frame(height: int, width: int, region: PixelWindow | None, overlap: int) -> PixelWindow:
+    """The window a region's tile grid is laid over: the whole scene for a whole-scene stitch;
+    for a block of a block-parallel run, the block widened by ``overlap // 2`` on each side
+    that is not on the scene's border.
+
+    Each block runs its own grid (planned for this frame) and keeps only its own pixels: a hard
+    cut at the block border, joined where an interior cross-fade has its midpoint, so the pixels
+    beside the border see ``overlap // 2`` of real context past it, as the midpoint of every
+    overlap inside a grid does. What that buys: a tile no longer straddles a border to be run by
+    both blocks (one extra tile row or column per border, 1.54 model px per scene px at 16384²
+    in 16 blocks); what it costs: a model whose receptive field reaches further than the blend
+    margin gives pixels beside a block border without the cross-fade, so block-parallel output
+    equals single-worker output exactly only for models within the margin (tested), and for
+    deep ones differs there by what a tile's edge context changes.
+    """
+    scene = PixelWindow(0, 0, height, width)
+    if region is None or region == scene:
+        return scene
+    if not region.fits(height, width):
+        raise ValueError(f"region ({region.describe()}) reaches past the {height}x{width} scene")
+    halo = overlap // 2  # clipped to the scene: its border sides keep the scene's own edge
+    top, left = max(region.row_off - halo, 0), max(region.col_off - halo, 0)
+    bottom, right = min(region.row_stop + halo, height), min(region.col_stop + halo, width)
+    return PixelWindow(top, left, bottom - top, right - left)
+
+
+def plan_region_tile(
+    height: int,
+    width: int,
+    region: PixelWindow | None,
+    budget: int,
+    overlap: int,
+    multiple: int = 1,
+) -> int:
+    """:func:`plan_tile` for the grid of ``region`` (:func:`grid_frame`): a block's own tile."""
+    frame = grid_frame(height, width, region, overlap)
+    return plan_tile(frame.height, frame.width, budget, overlap, multiple)
 
 
 def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int]]:

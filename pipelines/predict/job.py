@@ -19,8 +19,9 @@ folder's STAC ``collection.json``, rebuilt from its Items.
 
 Memory is bounded by the tile, the batch and the region's width (``streaming``), not the scene:
 a band of at most ``tile`` rows is held, never the whole scene (png output holds the scene's
-class ids, one byte a pixel). Block-parallel output equals the single-worker path pixel for
-pixel (each block computes every global tile touching it).
+class ids, one byte a pixel). Each block of a block-parallel run stitches its own tile grid with a
+hard cut at block borders (``pipelines.core.tiling.grid_frame``): equal to the single-worker path
+for a model whose receptive field is within the blend margin, and no tile is run twice.
 
 GSD (``resolution``, ``regrid``): a scene whose ground sample distance is not the model's
 (``metadata.json``'s ``input.gsd_m``) is resampled to it by windows, predicted there, and its

@@ -1,7 +1,8 @@
 """Predict one region of a scene by windows: read a band of tiles, run the model, stitch, emit.
 
 No Beam here: the job's steps, benchmarks and tests call :func:`predict_region` with a pixel
-source and a prediction function. Per row of tiles of the global grid that touches the region:
+source and a prediction function. Per row of tiles of the region's grid (the scene's, or a
+block's own: ``pipelines.core.tiling.grid_frame``):
 
     read one window (the row's tiles, edge rows reflect-padded by index, never materialised)
     → tiles whose in-scene pixels are all nodata are skipped (not run through the model)
@@ -118,7 +119,7 @@ def predict_region(
     region = stitcher.region
     stats = RegionStats()
     for row in stitcher.rows:
-        window, rows, cols = tile_row_pixels(row, height, width, tile, overlap)
+        window, rows, cols = tile_row_pixels(row, height, width, tile)
         pixels, valid = source.read(window)
         band = pixels[rows][:, cols]
         valid_band = valid[rows][:, cols]

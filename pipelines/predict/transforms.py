@@ -9,8 +9,10 @@ Per scene::
             outputs and record here, a block of a larger scene writes a block GeoTIFF)
           → GroupByKey(scene) → AssembleScene (blocks → VRT → COG, record; or the scene's error)
 
-Each block computes every tile of the global tile grid that touches it, so the stitch of a block
-is bit-identical to the same pixels of a whole-scene stitch (``pipelines.core.stitching``).
+Each block runs its own tile grid, planned for the block widened by half the overlap on its
+inner sides, and keeps its own pixels (``pipelines.core.tiling.grid_frame``): no tile is run by
+two blocks. A block's pixels equal a whole-scene stitch's for a model whose receptive field is
+within the blend margin; beside block borders a deeper model's differ by the cut.
 
 A scene at another GSD than the model's is predicted on the model's grid and written back on its
 own (``pipelines.predict.regrid``; which GSD: ``pipelines.predict.resolution``); blocks and
@@ -36,7 +38,7 @@ from pipelines.core.palette import NUM_CLASSES
 from pipelines.core.progress import Progress
 from pipelines.core.provenance import InputRef, ModelRef, output_fingerprint
 from pipelines.core.quiet import quiet_harmless
-from pipelines.core.tiling import plan_tile
+from pipelines.core.tiling import plan_region_tile
 from pipelines.io import imaging, storage
 from pipelines.io.raster_cog import assemble_cog
 from pipelines.io.raster_read import RasterInfo, check_rgb, open_raster, read_info
@@ -339,13 +341,17 @@ class PredictBlock(beam.DoFn):
         self, task: SceneTask, source: Any, sink: Any, kwargs: dict[str, Any]
     ) -> RegionStats:
         """On the scene's own grid, or through the model's grid when the GSDs differ; with the
-        tile planned for the grid the tiles are cut from (``--tile`` is its largest side)."""
+        tile planned for the grid the tiles are cut from: the scene's, or a block's own
+        (``tiling.plan_region_tile``; ``--tile`` is its largest side)."""
         grid = task.model_grid(source.height, source.width)
         height, width = (source.height, source.width) if grid is None else grid.model
-        kwargs = {
-            **kwargs,
-            "tile": plan_tile(height, width, kwargs["tile"], kwargs["overlap"], self._multiple),
-        }
+        region = kwargs["region"]
+        if grid is not None:  # the model-grid window predict_on_model_grid will stitch
+            scene = region or PixelWindow(0, 0, source.height, source.width)
+            region = grid.model_region(scene, kwargs["with_probabilities"])
+        budget, overlap = kwargs["tile"], kwargs["overlap"]
+        tile = plan_region_tile(height, width, region, budget, overlap, self._multiple)
+        kwargs = {**kwargs, "tile": tile}
         if grid is None:
             return predict_region(source, self._predict_fn(), sink, **kwargs)
         return predict_on_model_grid(source, self._predict_fn(), sink, grid, **kwargs)

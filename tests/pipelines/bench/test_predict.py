@@ -7,7 +7,7 @@ import pytest
 import rasterio
 
 from pipelines.bench import predict as bench
-from pipelines.core.tiling import model_pixels_per_scene_pixel
+from pipelines.core.tiling import TILE_SIZE, model_pixels_per_scene_pixel
 
 
 def test_parse_candidates_reads_tile_over_overlap() -> None:
@@ -98,12 +98,16 @@ def test_write_geotiff_can_declare_a_share_of_its_rows_nodata(tmp_path) -> None:
 
 
 def test_planned_ratio_counts_the_tiles_each_block_runs() -> None:
-    # whole 2448² scene: 4 x 4 tiles of 672 (origins 0, 608, 1216, 1824); blocks of 1224: the
-    # tiles at 608 and 1216 both straddle the border, each block runs 3 per axis, 6 x 6 in all
+    # whole 2448² scene: 4 x 4 tiles of 672 (origins 0, 608, 1216, 1824); blocks of 1224: each
+    # block's grid covers it + 32 px past its inner border (1256) with 2 x 2 tiles of 672, so
+    # the four blocks run 16 tiles, as the whole scene does (a shared global grid ran 6 x 6)
     assert bench.planned_ratio(2448, 768, 64, 16) == pytest.approx(16 * 672**2 / 2448**2, abs=1e-4)
     assert bench.planned_ratio(2448, 768, 64, 16, 1224) == pytest.approx(
-        36 * 672**2 / 2448**2, abs=1e-4
+        16 * 672**2 / 2448**2, abs=1e-4
     )
+    # the target at the default budget: <= 1.2 block-parallel at 16384² for both strides
+    assert bench.planned_ratio(16384, TILE_SIZE, 64, 16, 4096) <= 1.2
+    assert bench.planned_ratio(16384, TILE_SIZE, 64, 32, 4096) <= 1.2
     assert bench.planned_ratio(2448, 612, 64, 16, fixed=True) == 1.5625
     report = bench.plan_report("unet", 768, 64, 2448, 4096, 2048)
     assert "2448² whole scene: fixed 768 → 1.5748 model px/scene px; planned 672 → 1.2057" in report

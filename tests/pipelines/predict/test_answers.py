@@ -1,6 +1,6 @@
 """Predict writes the answers with each scene, before its record: provenance and class names
 inside the COG, class areas, polygons (--vectors), a STAC Item, and per run a stats table and
-the folder's Collection; block-parallel scenes answer the same as whole ones."""
+the folder's Collection; block-parallel scenes answer like whole ones, within the seams."""
 
 from __future__ import annotations
 
@@ -104,10 +104,16 @@ def test_each_scene_gets_its_answers_and_the_run_its_table_and_catalog(
         assert [link["href"] for link in collection["links"] if link["rel"] == "item"] == [
             "./g_item.json"
         ]
-    # Whole and block-parallel scenes answer the same.
+    # Whole and block-parallel scenes answer alike: each block runs its own tile grid, so a
+    # model that sees further than the blend margin may flip pixels near the block seams
+    # (bit-identity for models within the margin is test_streaming's); the areas cover the
+    # same valid pixels and move by at most a seam's worth.
     one = json.loads((tmp_path / "one" / "g_stats.json").read_text())
     many = json.loads((tmp_path / "many" / "g_stats.json").read_text())
-    assert one["classes"] == many["classes"]
+    pixels = [[c["pixels"] for c in answer["classes"]] for answer in (one, many)]
+    assert sum(pixels[0]) == sum(pixels[1]) == 200 * 160
+    assert [c["name"] for c in one["classes"]] == [c["name"] for c in many["classes"]]
+    assert max(abs(a - b) for a, b in zip(*pixels, strict=True)) <= 0.02 * 200 * 160
     assert read_description(str(tmp_path / "one" / "g_mask.tif")).categories == (
         read_description(str(tmp_path / "many" / "g_mask.tif")).categories
     )

@@ -108,11 +108,14 @@ def test_a_scene_at_twice_the_model_gsd_equals_predicting_it_resampled_and_back(
     ref_summary = _record(tmp_path / "ref", "s")["summary"]["gsd"]
     assert ref_summary["resampled"] is False and ref_summary["model_m"] == 0.5
 
-    # block-parallel: the same map
+    # block-parallel: the same map but where each block's own tile grid puts a pixel at another
+    # place in its tile, which a model that sees past the blend margin may answer differently
+    # (test_streaming holds the exact case)
     blocks = run("coarse", "blocks", probs=False, block_size=32)
     assert blocks["blocks"] == 9
     block_mask, _ = _bands(tmp_path / "blocks" / "s_mask.tif")
-    assert np.array_equal(block_mask, mask)
+    differ = block_mask[0] != mask[0]
+    assert differ.mean() <= 0.02  # 31 of 6300 pixels when measured
     assert _record(tmp_path / "blocks", "s")["summary"]["gsd"]["model_grid"] == [140, 180]
 
     # a file whose transform is wrong (0.5 m) is set right by --gsd 1: the same map
