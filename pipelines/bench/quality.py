@@ -10,9 +10,13 @@ Two suites, each a stated training budget in minutes (``--max-minutes``, the tra
 - ``full``: ``../shared/deepglobe-sample``, the four full-size scenes (2448², 0.5 m), one held
   out per fold, rotating. With three training scenes there is no val split to choose an epoch
   on, so each fold trains one epoch (the budget's whole schedule) and is scored on its held-out
-  scene, predicted by the patch grid. ``--target-gsd`` trains at a coarser GSD (scenes
-  resampled as ``landcover preprocess --target-gsd`` does: area for images, class shares for
-  labels); predictions are brought back to the scene's own grid (nearest) and scored there.
+  scene, predicted by the patch grid.
+
+In both suites ``--target-gsd`` trains and predicts at a coarser GSD (scenes resampled as
+``landcover preprocess --target-gsd`` does: area for images, class shares for labels);
+predictions are brought back to the scene's own grid (nearest) and scored there, so every
+GSD is scored on the same pixels. ``--tta flip|d4`` scores each trained model a second time
+under ``landcover predict``'s test-time augmentation (row ``ARCH+MODE``).
 
 Both suites train with the ``cpu`` preset (``TrainConfig.from_preset("cpu")``) and its
 defaults unless flags say otherwise, and compute two baselines from the same training scenes
@@ -45,6 +49,7 @@ from pipelines.core import metrics
 from pipelines.core.baselines import class_rgb_means, majority_class, nearest_mean_prediction
 from pipelines.core.gsd import DEEPGLOBE_GSD_M
 from pipelines.core.palette import ACTIVE_CLASSES, CLASS_NAMES, NUM_CLASSES, class_pixel_counts
+from pipelines.core.tiling import TTA_MODES
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 SUITES: dict[str, dict[str, Any]] = {
@@ -229,31 +234,46 @@ def train_and_predict(
     options: dict[str, Any],
     images: Sequence[np.ndarray],
     patch: int,
-) -> tuple[dict[str, Any], list[np.ndarray]]:
+    tta_modes: Sequence[str] = ("none",),
+) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
     """Train ``arch`` afresh on ``data`` (``train_model``), load the published ``model.keras``
-    as serving does, and predict the class ids of each held-out image: both suites' one path
-    from training data to scored predictions."""
+    as serving does, and predict the class ids of each held-out image once per test-time
+    augmentation mode: both suites' one path from training data to scored predictions."""
     from models.serving import load_model
 
     result = train_model(arch, data, output, {**options, "fresh": True})
     model = load_model(os.path.join(output, "model.keras"))
-    return result, [predict_ids(model, image, patch) for image in images]
+    return result, {
+        mode: [predict_ids(model, image, patch, mode) for image in images] for mode in tta_modes
+    }
 
 
-def predict_ids(model: Any, image: np.ndarray, patch: int) -> np.ndarray:
+def predict_ids(model: Any, image: np.ndarray, patch: int, tta: str = "none") -> np.ndarray:
     """Class ids of a whole scene: the scene itself when it is one patch, else its patch grid
-    (the shifted last row and column of ``pipelines.core.tiling.patch_grid``)."""
+    (the shifted last row and column of ``pipelines.core.tiling.patch_grid``); ``tta`` as
+    ``landcover predict --tta``."""
     from models.serving import predict_tiles
     from pipelines.core.tiling import patch_grid
 
     height, width = image.shape[:2]
     if height <= patch and width <= patch:
-        return predict_tiles(model, image[None])[0].argmax(-1).astype(np.uint8)
+        return predict_tiles(model, image[None], tta)[0].argmax(-1).astype(np.uint8)
     out = np.zeros((height, width), np.uint8)
     for y, x in patch_grid(height, width, patch):
         tile = image[y : y + patch, x : x + patch]
-        out[y : y + patch, x : x + patch] = predict_tiles(model, tile[None])[0].argmax(-1)
+        out[y : y + patch, x : x + patch] = predict_tiles(model, tile[None], tta)[0].argmax(-1)
     return out
+
+
+def model_rows(arch: str, tta: str) -> dict[str, str]:
+    """The report's row of each prediction mode of ``arch``: the plain prediction under the
+    architecture's name, ``--tta``'s beside it (``unet+d4``), so one training scores both."""
+    return {"none": arch, **({tta: f"{arch}+{tta}"} if tta != "none" else {})}
+
+
+def coarsened(scenes: Sequence[Scene], factor: float) -> list[Scene]:
+    """``scenes`` at ``factor`` times their GSD (``--target-gsd``), or themselves at 1."""
+    return list(scenes) if factor == 1.0 else [resample_scene(s, factor) for s in scenes]
 
 
 def score(cm: np.ndarray) -> dict[str, Any]:
@@ -340,7 +360,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--epochs", type=int, default=None, help="validations in the budget")
     parser.add_argument(
-        "--target-gsd", type=float, default=None, help="full suite: train at this GSD (m)"
+        "--target-gsd",
+        type=float,
+        default=None,
+        help="train and predict at this GSD (m), scored on the scenes' own grid",
+    )
+    parser.add_argument(
+        "--tta",
+        choices=TTA_MODES,
+        default="none",
+        help="also score each model under this test-time augmentation (rows ARCH+MODE)",
     )
     parser.add_argument(
         "--train",
@@ -409,21 +438,27 @@ def _run_512(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
     split = split_512(scenes)
     minutes = args.max_minutes or suite["minutes"]
+    factor = _factor(args, suite)
+    gsd = suite["gsd"] * factor
     print(
         f"bench quality 512: {len(scenes)} scenes: train {len(split['train'])}, val "
         f"{len(split['val'])}, test {len(split['test'])} (test: every {TEST_EVERY}th in id "
         f"order from {split['test'][0].scene_id}); archs {archs}, cpu preset + {options}, "
-        f"{minutes} min each; {os.cpu_count()} CPUs",
+        f"{minutes} min each, training at {gsd:g} m; {os.cpu_count()} CPUs",
         flush=True,
     )
+    coarse = {name: coarsened(part, factor) for name, part in split.items()}
+    patch = min(suite["patch"], *(min(s.ids.shape) for s in coarse["train"] + coarse["val"]))
     data = write_dataset(
-        {"train": split["train"], "val": split["val"]},
+        {"train": coarse["train"], "val": coarse["val"]},
         os.path.join(args.output, "records"),
-        suite["patch"],
-        suite["gsd"],
+        patch,
+        gsd,
     )
+    rows = {arch: model_rows(arch, args.tta) for arch in archs}
     cms: dict[str, np.ndarray] = {
-        m: np.zeros((NUM_CLASSES,) * 2, np.int64) for m in [*archs, *BASELINES]
+        m: np.zeros((NUM_CLASSES,) * 2, np.int64)
+        for m in [*(r for arch in archs for r in rows[arch].values()), *BASELINES]
     }
     for test in split["test"]:
         for name, pred in baseline_predictions(split["train"], test).items():
@@ -436,22 +471,26 @@ def _run_512(
             data,
             os.path.join(args.output, arch),
             {**options, "max_minutes": minutes},
-            [test.image for test in split["test"]],
-            suite["patch"],
+            [test.image for test in coarse["test"]],
+            patch,
+            tuple(rows[arch]),
         )
-        for test, pred in zip(split["test"], predictions, strict=True):
-            cms[arch] += metrics.confusion_matrix(test.ids, pred)
-        minutes_of[arch] = result["seconds"] / 60
+        for mode, row in rows[arch].items():
+            for test, pred in zip(split["test"], predictions[mode], strict=True):
+                cms[row] += metrics.confusion_matrix(test.ids, upsample_ids(pred, test.ids.shape))
+            minutes_of[row] = result["seconds"] / 60
         meta = result["metadata"]
         epochs_of[arch] = {
             "best_epoch": meta["best_epoch"],
             "steps": meta["steps"],
             "val_miou": meta["val_miou"],
         }
+        scored = ", ".join(
+            f"{row} {metrics.miou_from_confusion(cms[row]):.3f}" for row in rows[arch].values()
+        )
         print(
-            f"{arch}: test mIoU {metrics.miou_from_confusion(cms[arch]):.3f} "
-            f"(best epoch {meta['best_epoch']}, {meta['steps']} steps) in "
-            f"{minutes_of[arch]:.1f} min",
+            f"{arch}: test mIoU {scored} (best epoch {meta['best_epoch']}, {meta['steps']} "
+            f"steps) in {minutes_of[arch]:.1f} min",
             flush=True,
         )
     results = {
@@ -465,10 +504,25 @@ def _run_512(
     facts = {
         "split": {k: [s.scene_id for s in v] for k, v in split.items()},
         "max_minutes": minutes,
+        "train_gsd_m": gsd,
         "models": epochs_of,
-        "summary": f"deepglobe-512 test split ({len(split['test'])} scenes), {minutes} min budget",
+        "summary": f"deepglobe-512 test split ({len(split['test'])} scenes), {minutes} min "
+        f"budget at {gsd:g} m",
     }
     return results, cms, facts
+
+
+def _factor(args: argparse.Namespace, suite: dict[str, Any]) -> float:
+    """How many times coarser than the suite's scenes ``--target-gsd`` trains (1: as they are);
+    finer than the scenes is refused: it would invent detail."""
+    if args.target_gsd is None:
+        return 1.0
+    if args.target_gsd < suite["gsd"]:
+        raise SystemExit(
+            f"landcover bench quality: --target-gsd {args.target_gsd:g} is finer than the "
+            f"suite's scenes ({suite['gsd']:g} m)"
+        )
+    return args.target_gsd / suite["gsd"]
 
 
 def _run_full(
@@ -480,7 +534,7 @@ def _run_full(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
     folds = min(args.folds or len(scenes), len(scenes))
     minutes = args.max_minutes or suite["minutes"] / folds
-    factor = 1.0 if args.target_gsd is None else args.target_gsd / suite["gsd"]
+    factor = _factor(args, suite)
     gsd = suite["gsd"] * factor
     options = {"epochs": 1, **options}
     print(
@@ -489,9 +543,12 @@ def _run_full(
         f"{os.cpu_count()} CPUs",
         flush=True,
     )
-    coarse = [resample_scene(s, factor) if factor != 1.0 else s for s in scenes]
-    fold_cms: dict[str, list[np.ndarray]] = {m: [] for m in [*archs, *BASELINES]}
-    seconds = dict.fromkeys(archs, 0.0)
+    coarse = coarsened(scenes, factor)
+    rows = {arch: model_rows(arch, args.tta) for arch in archs}
+    fold_cms: dict[str, list[np.ndarray]] = {
+        m: [] for m in [*(r for arch in archs for r in rows[arch].values()), *BASELINES]
+    }
+    seconds = {row: 0.0 for arch in archs for row in rows[arch].values()}
     for k in range(folds):
         held_out = scenes[k]
         train = [s for i, s in enumerate(scenes) if i != k]
@@ -505,22 +562,27 @@ def _run_full(
             gsd,
         )
         for arch in archs:
-            result, (pred,) = train_and_predict(
+            result, predictions = train_and_predict(
                 arch,
                 data,
                 os.path.join(args.output, f"fold{k + 1}", arch),
                 {**options, "max_minutes": minutes},
                 [coarse[k].image],
                 suite["patch"],
+                tuple(rows[arch]),
             )
-            if factor != 1.0:
-                pred = upsample_ids(pred, (held_out.ids.shape[0], held_out.ids.shape[1]))
-            cm = metrics.confusion_matrix(held_out.ids, pred)
-            fold_cms[arch].append(cm)
-            seconds[arch] += result["seconds"]
+            for mode, row in rows[arch].items():
+                (pred,) = predictions[mode]
+                pred = upsample_ids(pred, held_out.ids.shape)
+                fold_cms[row].append(metrics.confusion_matrix(held_out.ids, pred))
+                seconds[row] += result["seconds"]
+            scored = ", ".join(
+                f"{row} {metrics.miou_from_confusion(fold_cms[row][-1]):.3f}"
+                for row in rows[arch].values()
+            )
             print(
                 f"fold {k + 1}/{folds} (held out {held_out.scene_id}) {arch}: mIoU "
-                f"{metrics.miou_from_confusion(cm):.3f} (rgb-mean "
+                f"{scored} (rgb-mean "
                 f"{metrics.miou_from_confusion(fold_cms['rgb-mean'][-1]):.3f}) in "
                 f"{result['seconds'] / 60:.1f} min",
                 flush=True,

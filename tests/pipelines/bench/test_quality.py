@@ -89,6 +89,30 @@ def test_the_512_suite_trains_within_its_budget_and_writes_the_report(
 
 
 @pytest.mark.slow
+def test_the_512_suite_trains_at_a_coarser_gsd_and_scores_tta_beside(tmp_path: Path) -> None:
+    write_scenes(str(tmp_path / "scenes"), 10, size=64, seed=4)
+    argv = ["--suite", "512", "--scenes", str(tmp_path / "scenes"), "--output", str(tmp_path / "o")]
+    argv += ["--max-minutes", "0.3", "--epochs", "1", "--target-gsd", "4.78125", "--tta", "flip"]
+    argv += ["--train", "base_filters=4"]
+    argv += ["--train", "crop_size=16", "--train", "bn_recalibration_batches=2"]
+    assert quality.main(argv) == 0
+    report = json.loads((tmp_path / "o" / "quality.json").read_text())
+    assert report["train_gsd_m"] == 4.78125
+    assert set(report["results"]) == {"unet", "unet+flip", *quality.BASELINES}
+    manifest = json.loads((tmp_path / "o" / "records" / "manifest.json").read_text())
+    assert manifest["patch_size"] == 32  # the 64² scenes at twice their GSD
+    for row in ("unet", "unet+flip"):  # scored on the scenes' own 64² grid
+        assert np.asarray(report["confusion"][row]).sum() == 2 * 64 * 64
+
+
+def test_a_target_gsd_finer_than_the_scenes_is_refused(tmp_path: Path) -> None:
+    write_scenes(str(tmp_path / "scenes"), 10, size=64, seed=4)
+    argv = ["--suite", "512", "--scenes", str(tmp_path / "scenes"), "--output", str(tmp_path / "o")]
+    with pytest.raises(SystemExit, match="finer than the suite's scenes"):
+        quality.main([*argv, "--target-gsd", "1.0"])
+
+
+@pytest.mark.slow
 def test_the_full_suite_rotates_the_hold_out_at_a_coarser_gsd(tmp_path: Path) -> None:
     write_scenes(str(tmp_path / "scenes"), 2, size=128, seed=4)
     argv = [
