@@ -127,6 +127,11 @@ def resample_scene(scene: Scene, factor: float) -> Scene:
     return Scene(scene.scene_id, np.clip(np.rint(image), 0, 255).astype(np.uint8), ids)
 
 
+def _shape(ids: np.ndarray) -> tuple[int, int]:
+    """A class map's (height, width), typed as the grid it is."""
+    return int(ids.shape[0]), int(ids.shape[1])
+
+
 def upsample_ids(ids: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Class ids back onto a finer grid of ``shape`` (nearest, as predict writes them)."""
     from pipelines.core.resample import make_taps
@@ -477,7 +482,7 @@ def _run_512(
         )
         for mode, row in rows[arch].items():
             for test, pred in zip(split["test"], predictions[mode], strict=True):
-                cms[row] += metrics.confusion_matrix(test.ids, upsample_ids(pred, test.ids.shape))
+                cms[row] += metrics.confusion_matrix(test.ids, upsample_ids(pred, _shape(test.ids)))
             minutes_of[row] = result["seconds"] / 60
         meta = result["metadata"]
         epochs_of[arch] = {
@@ -573,7 +578,7 @@ def _run_full(
             )
             for mode, row in rows[arch].items():
                 (pred,) = predictions[mode]
-                pred = upsample_ids(pred, held_out.ids.shape)
+                pred = upsample_ids(pred, _shape(held_out.ids))
                 fold_cms[row].append(metrics.confusion_matrix(held_out.ids, pred))
                 seconds[row] += result["seconds"]
             scored = ", ".join(
