@@ -326,6 +326,13 @@ def parse_candidates(text: str) -> list[tuple[int, int]]:
     return candidates
 
 
+def _regions(size: int, block: int) -> list[Any]:
+    """The blocks a ``size``² scene is predicted in (``[None]``: whole), as predict splits it."""
+    from pipelines.core.geo import block_grid
+
+    return list(block_grid(size, size, block)) if 0 < block < size else [None]
+
+
 def planned_ratio(
     size: int, budget: int, overlap: int, stride: int, block: int = 0, *, fixed: bool = False
 ) -> float:
@@ -333,12 +340,10 @@ def planned_ratio(
     for the scene, or each block (its own grid, ``tiling.plan_region_tile``), the planned tile
     (``fixed``: the budget itself, as before planning) times the tiles its stitcher asks for,
     summed over the blocks."""
-    from pipelines.core.geo import block_grid
     from pipelines.core.stitching import StreamingStitcher
 
-    regions = block_grid(size, size, block) if 0 < block < size else [None]
     pixels = 0
-    for region in regions:
+    for region in _regions(size, block):
         tile = budget if fixed else plan_region_tile(size, size, region, budget, overlap, stride)
         pixels += StreamingStitcher(size, size, tile, overlap, 1, region).tile_count * tile * tile
     return round(pixels / (size * size), 4)
@@ -350,13 +355,11 @@ def plan_report(
     """What ``--plan-only`` prints: per scene size, the fixed tile of the budget's side against
     the planned tile, whole-scene and block-parallel (each block's own), counted by the
     stitcher (no model run)."""
-    from pipelines.core.geo import block_grid
-
     stride = spec(arch).stride
     lines = [f"planned tiles for {arch} (stride {stride}), --tile {budget}, --overlap {overlap}"]
     cases = [(size, 0), (geotiff_size, 0), (geotiff_size, block_size)]
     for side, block in cases:
-        regions = block_grid(side, side, block) if 0 < block < side else [None]
+        regions = _regions(side, block)
         sides = sorted({plan_region_tile(side, side, r, budget, overlap, stride) for r in regions})
         planned = "/".join(str(t) for t in sides)
         where = f"blocks of {block}" if 0 < block < side else "whole scene"
